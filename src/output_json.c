@@ -1,2 +1,768 @@
-/* placeholder: being written */
-#include "internal.h"
+/* libscaleneprof: output.h -- JSON, written and read.
+ *
+ * The members and their meanings are Scalene's (1.5.16 and 2.x, see
+ * docs/json-format.md); ours are additive.  Writing builds a json-c tree
+ * while holding the profile's lock, then serialises it outside the lock and
+ * replaces the target atomically.  Reading accepts our files and Scalene's,
+ * converting Scalene's percentages back to seconds. */
+#include "internal.h" /* first: config.h sets _GNU_SOURCE */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+
+void scalene_output_options_init(scalene_output_options_t *opts) {
+  if (opts == NULL) return;
+  memset(opts, 0, sizeof *opts);
+  opts->size = sizeof *opts;
+  opts->reduced = 0;
+  opts->cpu_percent_threshold = 1.0;
+  opts->color = 0;
+  opts->width = 132;
+  opts->memory = 0;
+}
+
+const scalene_output_options_t *scalene__output_options(const scalene_output_options_t *opts,
+                                                        scalene_output_options_t *buf) {
+  scalene_output_options_init(buf);
+  if (opts == NULL) return buf;
+  /* A caller built against an older, shorter struct: its fields, then our
+   * defaults for the rest. */
+  if (opts->size >= sizeof *buf) return opts;
+  if (opts->size > sizeof buf->size) memcpy(buf, opts, opts->size);
+  buf->size = sizeof *buf;
+  return buf;
+}
+
+/* ------------------------------------------------------------ building values */
+
+/* A float the way Python's repr writes it: the shortest of %.15g, %.16g and
+ * %.17g that reads back as the same double, with ".0" added to integral
+ * values, so that 0.0 stays a float for Scalene's readers.  Non-finite
+ * values (which JSON cannot hold) become 0.0. */
+static json_object *jdouble(double d) {
+  char buf[40];
+  if (!isfinite(d)) d = 0.0;
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(buf, sizeof buf - 2, "%.*g", prec, d);
+    if (strtod(buf, NULL) == d) break;
+  }
+  if (strpbrk(buf, ".eEn") == NULL) strcat(buf, ".0");
+  return json_object_new_double_s(d, buf);
+}
+
+/* Replaces every byte that is not part of valid UTF-8 with U+FFFD, so that
+ * a source file in another encoding still gives a readable JSON file.
+ * Returns a malloc'ed copy, or NULL when out of memory. */
+static char *utf8_clean(const char *s, size_t n) {
+  char *out = malloc(3 * n + 1);
+  if (out == NULL) return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < n;) {
+    unsigned char c = (unsigned char)s[i];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    int ok = len > 0 && i + len <= n;
+    for (size_t k = 1; ok && k < len; k++)
+      if (((unsigned char)s[i + k] & 0xc0) != 0x80) ok = 0;
+    if (ok && len == 2 && c < 0xc2) ok = 0; /* overlong */
+    if (ok && c == 0) ok = 0;              /* NUL would cut the string */
+    if (ok) {
+      memcpy(out + o, s + i, len);
+      o += len;
+      i += len;
+    } else {
+      memcpy(out + o, "\xef\xbf\xbd", 3);
+      o += 3;
+      i++;
+    }
+  }
+  out[o] = '\0';
+  return out;
+}
+
+/* Members added in sorted order, so that the file reads like Scalene's
+ * (json.dumps(sort_keys=True)). */
+typedef struct member {
+  const char *key;
+  json_object *value;
+} member_t;
+
+static int cmp_member(const void *a, const void *b) {
+  return strcmp(((const member_t *)a)->key, ((const member_t *)b)->key);
+}
+
+static json_object *object_sorted(member_t *m, size_t n) {
+  json_object *o = json_object_new_object();
+  qsort(m, n, sizeof *m, cmp_member);
+  for (size_t i = 0; i < n; i++) {
+    if (o != NULL)
+      json_object_object_add(o, m[i].key, m[i].value);
+    else
+      json_object_put(m[i].value);
+  }
+  return o;
+}
+
+/* One line (or function) entry.  text is the line's source, or the
+ * function's qualified name. */
+static json_object *line_entry(const char *text, uint32_t lineno, const double sec[3],
+                               uint64_t samples, double total) {
+  double pct[3];
+  for (int k = 0; k < 3; k++) pct[k] = total > 0 ? 100.0 * sec[k] / total : 0.0;
+  char *clean = utf8_clean(text, strlen(text));
+  member_t m[] = {
+      {"line", clean ? json_object_new_string(clean) : NULL},
+      {"lineno", json_object_new_int64(lineno)},
+      {"n_cpu_percent_python", jdouble(pct[SCALENE_CPU_PYTHON])},
+      {"n_cpu_percent_c", jdouble(pct[SCALENE_CPU_NATIVE])},
+      {"n_sys_percent", jdouble(pct[SCALENE_CPU_SYSTEM])},
+      {"n_core_utilization", jdouble(0.0)},
+      {"n_gpu_percent", jdouble(0.0)},
+      {"n_gpu_avg_memory_mb", jdouble(0.0)},
+      {"n_gpu_peak_memory_mb", jdouble(0.0)},
+      {"n_malloc_mb", jdouble(0.0)},
+      {"n_mallocs", json_object_new_int(0)},
+      {"n_avg_mb", jdouble(0.0)},
+      {"n_peak_mb", jdouble(0.0)},
+      {"n_growth_mb", jdouble(0.0)},
+      {"n_usage_fraction", jdouble(0.0)},
+      {"n_python_fraction", jdouble(0.0)},
+      {"n_copy_mb_s", jdouble(0.0)},
+      {"memory_samples", json_object_new_array()},
+      {"cpu_samples_list", json_object_new_array()},
+      /* ours */
+      {"cpu_samples", json_object_new_int64((int64_t)samples)},
+      {"n_cpu_sec_python", jdouble(sec[SCALENE_CPU_PYTHON])},
+      {"n_cpu_sec_c", jdouble(sec[SCALENE_CPU_NATIVE])},
+      {"n_sys_sec", jdouble(sec[SCALENE_CPU_SYSTEM])},
+  };
+  free(clean);
+  return object_sorted(m, sizeof m / sizeof m[0]);
+}
+
+static int all_zero(const scalene_line_stats_t *r) {
+  return r->cpu_samples == 0 && r->cpu_sec[0] == 0 && r->cpu_sec[1] == 0 && r->cpu_sec[2] == 0;
+}
+
+void scalene__source_free(scalene__source_t *s) {
+  for (size_t i = 0; i < s->n; i++) free(s->lines[i]);
+  free(s->lines);
+  s->lines = NULL;
+  s->n = 0;
+}
+
+int scalene__source_read(const char *path, scalene__source_t *s) {
+  s->lines = NULL;
+  s->n = 0;
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return -1;
+  size_t cap = 0;
+  char *buf = NULL;
+  size_t bufcap = 0;
+  ssize_t len;
+  int rc = 0;
+  while ((len = getline(&buf, &bufcap, f)) >= 0) {
+    if (s->n == cap) {
+      size_t ncap = cap ? 2 * cap : 128;
+      char **nl = realloc(s->lines, ncap * sizeof *nl);
+      if (nl == NULL) {
+        rc = SCALENE_ENOMEM;
+        break;
+      }
+      s->lines = nl;
+      cap = ncap;
+    }
+    char *line = utf8_clean(buf, (size_t)len);
+    if (line == NULL) {
+      rc = SCALENE_ENOMEM;
+      break;
+    }
+    s->lines[s->n++] = line;
+  }
+  if (rc == 0 && ferror(f)) rc = -1;
+  free(buf);
+  fclose(f);
+  if (rc != 0) scalene__source_free(s);
+  return rc;
+}
+
+int scalene__file_has_source(const scalene_profile_t *p, size_t f) {
+  const scalene_line_stats_t *r;
+  for (size_t i = 0; (r = scalene_profile_file_line(p, f, i)) != NULL; i++)
+    if (r->source != NULL) return 1;
+  return 0;
+}
+
+/* The "lines" array of file f: one entry per source line when the source
+ * can be read (and the profile holds no text of its own for the file, as a
+ * loaded one does: that text is what was profiled), merged with the records (which may name lines past the end
+ * of a file that changed, or line 0); else one entry per record. */
+static json_object *file_lines(const scalene_profile_t *p, size_t f, const char *name,
+                               double total, int reduced) {
+  json_object *arr = json_object_new_array();
+  if (arr == NULL) return NULL;
+  scalene__source_t src = {NULL, 0};
+  if (!scalene__file_has_source(p, f) && scalene__source_read(name, &src) == SCALENE_ENOMEM) {
+    json_object_put(arr);
+    return NULL;
+  }
+  static const double zero[3] = {0, 0, 0};
+  size_t i = 0;
+  const scalene_line_stats_t *r = scalene_profile_file_line(p, f, i);
+  uint32_t lineno = 1;
+  for (;;) {
+    json_object *e = NULL;
+    if (r != NULL && (r->line < lineno || lineno > src.n)) {
+      /* A record with no line in the source. */
+      if (!(reduced && all_zero(r))) {
+        char *text = NULL;
+        if (r->line >= 1 && r->line <= src.n)
+          text = strdup(src.lines[r->line - 1]);
+        else if (r->source != NULL && asprintf(&text, "%s\n", r->source) < 0)
+          text = NULL;
+        else if (r->source == NULL)
+          text = strdup("");
+        if (text == NULL) goto oom;
+        e = line_entry(text, r->line, r->cpu_sec, r->cpu_samples, total);
+        free(text);
+        if (e == NULL) goto oom;
+      }
+      r = scalene_profile_file_line(p, f, ++i);
+    } else if (lineno <= src.n) {
+      if (r != NULL && r->line == lineno) {
+        if (!(reduced && all_zero(r)))
+          if ((e = line_entry(src.lines[lineno - 1], lineno, r->cpu_sec, r->cpu_samples,
+                              total)) == NULL)
+            goto oom;
+        r = scalene_profile_file_line(p, f, ++i);
+      } else if (!reduced) {
+        if ((e = line_entry(src.lines[lineno - 1], lineno, zero, 0, total)) == NULL) goto oom;
+      }
+      lineno++;
+    } else {
+      break;
+    }
+    if (e != NULL) json_object_array_add(arr, e);
+  }
+  scalene__source_free(&src);
+  return arr;
+oom:
+  scalene__source_free(&src);
+  json_object_put(arr);
+  return NULL;
+}
+
+static json_object *file_functions(const scalene_profile_t *p, size_t f, double total,
+                                   int reduced) {
+  json_object *arr = json_object_new_array();
+  if (arr == NULL) return NULL;
+  const scalene_line_stats_t *r;
+  for (size_t i = 0; (r = scalene_profile_file_function(p, f, i)) != NULL; i++) {
+    if (reduced && all_zero(r)) continue;
+    json_object *e = line_entry(r->function, r->line, r->cpu_sec, r->cpu_samples, total);
+    if (e == NULL) {
+      json_object_put(arr);
+      return NULL;
+    }
+    json_object_array_add(arr, e);
+  }
+  return arr;
+}
+
+/* The whole document; the caller holds the profile's lock. */
+static json_object *build(const scalene_profile_t *p, const scalene_output_options_t *opts) {
+  scalene_profile_info_t info;
+  info.size = sizeof info;
+  scalene_profile_get_info(p, &info);
+  double total = info.total_cpu_sec;
+
+  json_object *files = json_object_new_object();
+  if (files == NULL) return NULL;
+  size_t nf = scalene_profile_file_count(p);
+  for (size_t f = 0; f < nf; f++) {
+    const scalene_file_stats_t *fs = scalene_profile_file(p, f);
+    double fsec = fs->cpu_sec[0] + fs->cpu_sec[1] + fs->cpu_sec[2];
+    json_object *lines = file_lines(p, f, fs->name, total, opts->reduced);
+    json_object *funcs = file_functions(p, f, total, opts->reduced);
+    member_t m[] = {
+        {"functions", funcs},
+        {"imports", json_object_new_array()},
+        {"leaks", json_object_new_object()},
+        {"lines", lines},
+        {"percent_cpu_time", jdouble(total > 0 ? 100.0 * fsec / total : 0.0)},
+    };
+    json_object *fo = object_sorted(m, sizeof m / sizeof m[0]);
+    if (lines == NULL || funcs == NULL || fo == NULL) {
+      json_object_put(fo);
+      json_object_put(files);
+      return NULL;
+    }
+    char *key = utf8_clean(fs->name, strlen(fs->name));
+    if (key == NULL) {
+      json_object_put(fo);
+      json_object_put(files);
+      return NULL;
+    }
+    json_object_object_add(files, key, fo);
+    free(key);
+  }
+
+  json_object *args = json_object_new_array();
+  for (int i = 0; args != NULL && i < info.n_args; i++) {
+    char *a = utf8_clean(info.args[i], strlen(info.args[i]));
+    json_object_array_add(args, a ? json_object_new_string(a) : NULL);
+    free(a);
+  }
+  char *program = utf8_clean(info.program, strlen(info.program));
+  member_t m[] = {
+      {"program", program ? json_object_new_string(program) : NULL},
+      {"args", args},
+      {"elapsed_time_sec", jdouble(info.elapsed_sec)},
+      {"start_time_absolute", jdouble(info.start_time_absolute)},
+      {"alloc_samples", json_object_new_int(0)},
+      {"growth_rate", jdouble(0.0)},
+      {"max_footprint_mb", jdouble(0.0)},
+      {"max_footprint_fname", NULL},
+      {"max_footprint_lineno", NULL},
+      {"memory", json_object_new_boolean(opts->memory != 0)},
+      {"gpu", json_object_new_boolean(0)},
+      {"samples", json_object_new_array()},
+      {"files", files},
+      /* ours */
+      {"scaleneprof_version", json_object_new_string(scalene_version())},
+      {"total_cpu_sec", jdouble(info.total_cpu_sec)},
+      {"unattributed_cpu_sec", jdouble(info.unattributed_cpu_sec)},
+      {"cpu_samples", json_object_new_int64((int64_t)info.cpu_samples)},
+  };
+  free(program);
+  return object_sorted(m, sizeof m / sizeof m[0]);
+}
+
+/* ------------------------------------------------------------ writing */
+
+/* The process's umask without changing it (Linux: /proc/self/status);
+ * 022 when it cannot be read. */
+static mode_t current_umask(void) {
+  mode_t mask = 022;
+  FILE *f = fopen("/proc/self/status", "r");
+  if (f == NULL) return mask;
+  char line[256];
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, "Umask:", 6) == 0) {
+      mask = (mode_t)strtoul(line + 6, NULL, 8);
+      break;
+    }
+  fclose(f);
+  return mask;
+}
+
+/* json-c's pretty printer writes an empty array or object as "[", a
+ * newline, indentation and "]"; Python writes "[]".  Collapses those in
+ * place.  Safe on the serialised text because a newline inside a JSON
+ * string is always escaped.  Returns the new length. */
+static size_t collapse_empty(char *s, size_t n) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    s[o++] = s[i];
+    if ((s[i] == '[' || s[i] == '{') && i + 1 < n && s[i + 1] == '\n') {
+      size_t j = i + 1;
+      while (j < n && (s[j] == '\n' || s[j] == ' ')) j++;
+      if (j < n && s[j] == (s[i] == '[' ? ']' : '}')) {
+        s[o++] = s[j];
+        i = j;
+      }
+    }
+  }
+  return o;
+}
+
+static int write_all(int fd, const char *s, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    s += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+int scalene_output_write_json(const scalene_profile_t *p, const char *path,
+                              const scalene_output_options_t *opts, scalene_error_t *err) {
+  if (p == NULL || path == NULL || path[0] == '\0') {
+    scalene__error_set(err, path, 0, 0, -1, "no profile or no output path");
+    return SCALENE_EINVAL;
+  }
+  scalene_output_options_t defaults;
+  opts = scalene__output_options(opts, &defaults);
+
+  scalene__profile_lock(p);
+  json_object *doc = build(p, opts);
+  scalene__profile_unlock(p);
+  if (doc == NULL) {
+    scalene__error_set(err, path, 0, 0, -1, "out of memory while building the profile");
+    return SCALENE_ENOMEM;
+  }
+  size_t len = 0;
+  const char *text = json_object_to_json_string_length(
+      doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+  char *copy = text != NULL ? malloc(len + 1) : NULL;
+  if (copy == NULL) {
+    json_object_put(doc);
+    scalene__error_set(err, path, 0, 0, -1, "out of memory while serialising the profile");
+    return SCALENE_ENOMEM;
+  }
+  memcpy(copy, text, len);
+  len = collapse_empty(copy, len);
+  json_object_put(doc);
+  text = copy;
+
+  /* A temporary next to the target (same file system, so rename is atomic),
+   * fsync'ed before the rename so that a crash leaves the old file or the
+   * whole new one, never a torn one. */
+  char *tmp = NULL;
+  if (asprintf(&tmp, "%s.XXXXXX", path) < 0) {
+    free(copy);
+    scalene__error_set(err, path, 0, 0, -1, "out of memory");
+    return SCALENE_ENOMEM;
+  }
+  int rc = 0;
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    scalene__error_set(err, path, 0, 0, -1, "cannot create a temporary file next to it: %s",
+                       strerror(errno));
+    rc = SCALENE_EIO;
+  } else {
+    if (fchmod(fd, 0666 & ~current_umask()) != 0 || write_all(fd, text, len) != 0 ||
+        write_all(fd, "\n", 1) != 0 || fsync(fd) != 0) {
+      scalene__error_set(err, path, 0, 0, -1, "cannot write %s: %s", tmp, strerror(errno));
+      rc = SCALENE_EIO;
+    }
+    if (close(fd) != 0 && rc == 0) {
+      scalene__error_set(err, path, 0, 0, -1, "cannot write %s: %s", tmp, strerror(errno));
+      rc = SCALENE_EIO;
+    }
+    if (rc == 0 && rename(tmp, path) != 0) {
+      scalene__error_set(err, path, 0, 0, -1, "cannot rename %s to it: %s", tmp, strerror(errno));
+      rc = SCALENE_EIO;
+    }
+    if (rc != 0) unlink(tmp);
+  }
+  if (rc == 0) {
+    /* Make the rename itself durable; a failure here loses nothing. */
+    char *slash = strrchr(tmp, '/');
+    if (slash != NULL) *slash = '\0';
+    int dfd = open(slash != NULL ? (slash == tmp ? "/" : tmp) : ".", O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+      (void)fsync(dfd);
+      close(dfd);
+    }
+  }
+  free(tmp);
+  free(copy);
+  return rc;
+}
+
+/* ------------------------------------------------------------ reading */
+
+/* Reads a whole file; *len excludes the NUL added after it. */
+static int slurp(const char *path, char **out, size_t *len, scalene_error_t *err) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    int e = errno;
+    scalene__error_set(err, path, 0, 0, -1, "cannot open: %s", strerror(e));
+    return e == ENOENT ? SCALENE_ENOENT : SCALENE_EIO;
+  }
+  size_t cap = 65536, n = 0;
+  char *buf = malloc(cap);
+  while (buf != NULL) {
+    if (n + 1 >= cap) {
+      char *nb = realloc(buf, 2 * cap);
+      if (nb == NULL) break;
+      buf = nb;
+      cap *= 2;
+    }
+    size_t r = fread(buf + n, 1, cap - n - 1, f);
+    n += r;
+    if (r == 0) break;
+  }
+  if (buf == NULL || n + 1 >= cap) {
+    fclose(f);
+    free(buf);
+    scalene__error_set(err, path, 0, 0, -1, "out of memory");
+    return SCALENE_ENOMEM;
+  }
+  if (ferror(f)) {
+    int e = errno;
+    fclose(f);
+    free(buf);
+    scalene__error_set(err, path, 0, 0, -1, "cannot read: %s", strerror(e));
+    return SCALENE_EIO;
+  }
+  fclose(f);
+  buf[n] = '\0';
+  *out = buf;
+  *len = n;
+  return 0;
+}
+
+/* 1-based line and column (in bytes) of offset in buf. */
+static void position(const char *buf, size_t offset, int *line, int *column) {
+  int l = 1;
+  size_t bol = 0;
+  for (size_t i = 0; i < offset; i++)
+    if (buf[i] == '\n') {
+      l++;
+      bol = i + 1;
+    }
+  *line = l;
+  *column = (int)(offset - bol) + 1;
+}
+
+typedef struct reader {
+  const char *path;
+  scalene_error_t *err;
+} reader_t;
+
+static int bad(reader_t *rd, const char *fmt, const char *what, const char *member) {
+  char msg[SCALENE_ERROR_TEXT_MAX];
+  snprintf(msg, sizeof msg, fmt, what, member);
+  scalene__error_set(rd->err, rd->path, 0, 0, -1, "not a profile: %s", msg);
+  return SCALENE_EFORMAT;
+}
+
+static int is_number(json_object *v) {
+  return json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int);
+}
+
+/* An optional number member of o: *out stays as it is when absent or null. */
+static int opt_number(reader_t *rd, json_object *o, const char *where, const char *key,
+                      double *out, int *present) {
+  json_object *v;
+  if (present) *present = 0;
+  if (!json_object_object_get_ex(o, key, &v) || v == NULL) return 0;
+  if (!is_number(v)) return bad(rd, "%s\"%s\" is not a number", where, key);
+  double d = json_object_get_double(v);
+  *out = isfinite(d) ? d : 0.0;
+  if (present) *present = 1;
+  return 0;
+}
+
+static int opt_count(reader_t *rd, json_object *o, const char *where, const char *key,
+                     uint64_t *out) {
+  json_object *v;
+  if (!json_object_object_get_ex(o, key, &v) || v == NULL) return 0;
+  if (!json_object_is_type(v, json_type_int))
+    return bad(rd, "%s\"%s\" is not an integer", where, key);
+  int64_t i = json_object_get_int64(v);
+  *out = i > 0 ? (uint64_t)i : 0;
+  return 0;
+}
+
+/* The seconds of a line or function entry: our raw seconds when present,
+ * else Scalene's percentages of `total`. */
+static int entry_seconds(reader_t *rd, json_object *e, const char *where, double total,
+                         double sec[3], uint64_t *samples) {
+  static const char *const pct_keys[3] = {"n_cpu_percent_python", "n_cpu_percent_c",
+                                          "n_sys_percent"};
+  static const char *const sec_keys[3] = {"n_cpu_sec_python", "n_cpu_sec_c", "n_sys_sec"};
+  for (int k = 0; k < 3; k++) {
+    double pct = 0, s = 0;
+    int have_sec, rc;
+    if ((rc = opt_number(rd, e, where, pct_keys[k], &pct, NULL)) != 0) return rc;
+    if ((rc = opt_number(rd, e, where, sec_keys[k], &s, &have_sec)) != 0) return rc;
+    sec[k] = have_sec ? s : pct / 100.0 * total;
+    if (!(sec[k] > 0)) sec[k] = 0; /* rounding noise, -0.0 */
+  }
+  *samples = 0;
+  return opt_count(rd, e, where, "cpu_samples", samples);
+}
+
+static int read_file_entry(reader_t *rd, scalene_profile_t *p, const char *name,
+                           json_object *fo, double total, double *attributed) {
+  char where[SCALENE_ERROR_TEXT_MAX / 2];
+  snprintf(where, sizeof where, "files[\"%.60s\"]", name);
+  if (!json_object_is_type(fo, json_type_object)) return bad(rd, "%s is not an object", where, "");
+  if (name[0] == '\0') return bad(rd, "%s: empty file name", where, "");
+  json_object *lines = NULL, *funcs = NULL;
+  if (json_object_object_get_ex(fo, "lines", &lines) && lines != NULL &&
+      !json_object_is_type(lines, json_type_array))
+    return bad(rd, "%s.\"%s\" is not an array", where, "lines");
+  if (json_object_object_get_ex(fo, "functions", &funcs) && funcs != NULL &&
+      !json_object_is_type(funcs, json_type_array))
+    return bad(rd, "%s.\"%s\" is not an array", where, "functions");
+
+  for (int pass = 0; pass < 2; pass++) {
+    json_object *arr = pass == 0 ? lines : funcs;
+    size_t n = arr ? json_object_array_length(arr) : 0;
+    for (size_t i = 0; i < n; i++) {
+      char ewhere[SCALENE_ERROR_TEXT_MAX / 2 + 40];
+      snprintf(ewhere, sizeof ewhere, "%s.%s[%zu]", where, pass == 0 ? "lines" : "functions", i);
+      json_object *e = json_object_array_get_idx(arr, i);
+      if (!json_object_is_type(e, json_type_object))
+        return bad(rd, "%s is not an object", ewhere, "");
+      json_object *v;
+      if (!json_object_object_get_ex(e, "lineno", &v))
+        return bad(rd, "%s has no \"%s\"", ewhere, "lineno");
+      if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+          json_object_get_int64(v) > UINT32_MAX)
+        return bad(rd, "%s.\"%s\" is not a line number", ewhere, "lineno");
+      uint32_t lineno = (uint32_t)json_object_get_int64(v);
+      const char *text = "";
+      if (json_object_object_get_ex(e, "line", &v) && v != NULL) {
+        if (!json_object_is_type(v, json_type_string))
+          return bad(rd, "%s.\"%s\" is not a string", ewhere, "line");
+        text = json_object_get_string(v);
+      }
+      double sec[3];
+      uint64_t samples;
+      char mwhere[sizeof ewhere + 1];
+      snprintf(mwhere, sizeof mwhere, "%s.", ewhere);
+      int rc = entry_seconds(rd, e, mwhere, total, sec, &samples);
+      if (rc != 0) return rc;
+      int nonzero = samples > 0 || sec[0] > 0 || sec[1] > 0 || sec[2] > 0;
+      if (pass == 0) {
+        if (nonzero && (rc = scalene__profile_add_line(p, name, lineno, sec, samples)) != 0)
+          return rc;
+        if (text[0] != '\0' && (rc = scalene_profile_set_source(p, name, lineno, text)) != 0)
+          return rc;
+        *attributed += sec[0] + sec[1] + sec[2];
+      } else {
+        if (text[0] == '\0') return bad(rd, "%s.\"%s\" is empty", ewhere, "line");
+        if ((rc = scalene__profile_add_function(p, name, text, lineno, sec, samples)) != 0)
+          return rc;
+      }
+    }
+  }
+  return 0;
+}
+
+static int read_profile(reader_t *rd, json_object *root, scalene_profile_t *p) {
+  if (!json_object_is_type(root, json_type_object))
+    return bad(rd, "the top level is %s, not an object%s", json_type_to_name(json_object_get_type(root)), "");
+  /* Scalene writes {} when the program did not run long enough to be
+   * sampled: that is an empty profile, not an error. */
+  if (json_object_object_length(root) == 0) return 0;
+  json_object *files, *v;
+  if (!json_object_object_get_ex(root, "files", &files))
+    return bad(rd, "%smissing member \"%s\"", "", "files");
+  if (!json_object_is_type(files, json_type_object))
+    return bad(rd, "%smember \"%s\" is not an object", "", "files");
+
+  const char *program = "";
+  if (json_object_object_get_ex(root, "program", &v) && v != NULL) {
+    if (!json_object_is_type(v, json_type_string))
+      return bad(rd, "%smember \"%s\" is not a string", "", "program");
+    program = json_object_get_string(v);
+  }
+  int n_args = 0;
+  const char **args = NULL;
+  if (json_object_object_get_ex(root, "args", &v) && v != NULL) {
+    if (!json_object_is_type(v, json_type_array))
+      return bad(rd, "%smember \"%s\" is not an array", "", "args");
+    n_args = (int)json_object_array_length(v);
+    args = calloc((size_t)n_args + 1, sizeof *args);
+    if (args == NULL) return SCALENE_ENOMEM;
+    for (int i = 0; i < n_args; i++) {
+      json_object *a = json_object_array_get_idx(v, (size_t)i);
+      if (!json_object_is_type(a, json_type_string)) {
+        free(args);
+        return bad(rd, "%smember \"%s\" holds something that is not a string", "", "args");
+      }
+      args[i] = json_object_get_string(a);
+    }
+  }
+  int rc = scalene_profile_set_program(p, program, n_args, args);
+  free(args);
+  if (rc != 0) return rc;
+
+  double elapsed = 0, start = 0, total = 0, unattributed = 0;
+  int have_total, have_unattr;
+  uint64_t samples = 0;
+  if ((rc = opt_number(rd, root, "member ", "elapsed_time_sec", &elapsed, NULL)) != 0 ||
+      (rc = opt_number(rd, root, "member ", "start_time_absolute", &start, NULL)) != 0 ||
+      (rc = opt_number(rd, root, "member ", "total_cpu_sec", &total, &have_total)) != 0 ||
+      (rc = opt_number(rd, root, "member ", "unattributed_cpu_sec", &unattributed,
+                       &have_unattr)) != 0 ||
+      (rc = opt_count(rd, root, "member ", "cpu_samples", &samples)) != 0)
+    return rc;
+  scalene_profile_set_elapsed(p, elapsed, start);
+  /* Scalene's percentages are of all CPU samples, which its wall-clock
+   * timer spreads over the elapsed time. */
+  if (!have_total) total = elapsed > 0 ? elapsed : 100.0;
+
+  double attributed = 0;
+  json_object_object_foreach(files, name, fo) {
+    if ((rc = read_file_entry(rd, p, name, fo, total, &attributed)) != 0) return rc;
+  }
+  if (!have_unattr) unattributed = total > attributed ? total - attributed : 0;
+  scalene__profile_add_totals(p, total, unattributed, samples);
+  return 0;
+}
+
+int scalene_output_read_json(const char *path, scalene_profile_t **out, scalene_error_t *err) {
+  if (out != NULL) *out = NULL;
+  if (path == NULL || out == NULL) {
+    scalene__error_set(err, path, 0, 0, -1, "no path or no place for the result");
+    return SCALENE_EINVAL;
+  }
+  char *buf;
+  size_t len;
+  int rc = slurp(path, &buf, &len, err);
+  if (rc != 0) return rc;
+
+  json_tokener *tok = json_tokener_new();
+  if (tok == NULL) {
+    free(buf);
+    scalene__error_set(err, path, 0, 0, -1, "out of memory");
+    return SCALENE_ENOMEM;
+  }
+  /* Strict: what Python's json module accepts (no trailing commas, no
+   * single quotes, nothing after the value), plus NaN and Infinity, which
+   * Python writes.  Passing the NUL as well ends a top-level number at the
+   * end of the file; the tokener stops on the offending character, so its
+   * parse end is the error's position. */
+  json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+  json_object *root = json_tokener_parse_ex(tok, buf, (int)len + 1);
+  enum json_tokener_error jerr = json_tokener_get_error(tok);
+  if (jerr != json_tokener_success) {
+    size_t off = json_tokener_get_parse_end(tok);
+    if (off > len) off = len;
+    int line, col;
+    position(buf, off, &line, &col);
+    if (jerr == json_tokener_error_parse_eof || jerr == json_tokener_continue || off == len)
+      scalene__error_set(err, path, line, col, (long)off, "unexpected end of input");
+    else
+      scalene__error_set(err, path, line, col, (long)off, "%s", json_tokener_error_desc(jerr));
+    rc = SCALENE_EPARSE;
+  }
+  json_tokener_free(tok);
+  if (rc == 0) {
+    scalene_profile_t *p = scalene_profile_new();
+    if (p == NULL) {
+      rc = SCALENE_ENOMEM;
+      scalene__error_set(err, path, 0, 0, -1, "out of memory");
+    } else {
+      reader_t rd = {path, err};
+      rc = read_profile(&rd, root, p);
+      if (rc == SCALENE_ENOMEM) scalene__error_set(err, path, 0, 0, -1, "out of memory");
+      if (rc != 0)
+        scalene_profile_free(p);
+      else
+        *out = p;
+    }
+  }
+  json_object_put(root);
+  free(buf);
+  return rc;
+}

@@ -1,2 +1,709 @@
-/* placeholder: being written */
-#include "internal.h"
+/* libscaleneprof: stats.h -- the profile.
+ *
+ * Layout.  A profile owns
+ *  - an intern table of strings (file and function names), so that records
+ *    compare names by pointer;
+ *  - one heap-allocated record per (file, line) and per (file, function),
+ *    found through one open-addressed hash table each, keyed by
+ *    (interned file pointer, line number or interned function pointer);
+ *  - one entry per file with the sums of its lines and the lists of its
+ *    line and function records;
+ *  - the run-wide totals and metadata.
+ * Records are allocated one by one and never move, so a pointer handed out
+ * stays valid while records are only added; scalene_profile_clear and
+ * scalene_profile_free release them.
+ *
+ * Sorted views.  Iteration wants files by name, lines by number and
+ * functions by first line.  Appending keeps the per-file lists unsorted and
+ * marks them dirty; the first iteration call after a change sorts what is
+ * dirty (O(n log n) once per batch of changes, not per call).
+ *
+ * Locking.  One recursive mutex per profile: every public function takes
+ * it, and the output layer holds it across a whole rendering
+ * (scalene__profile_lock) so that it sees one consistent state while a
+ * sampler keeps adding. */
+#include "internal.h" /* first: config.h sets _GNU_SOURCE */
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+/* ------------------------------------------------------------ hash tables */
+
+/* Open addressing with linear probing; keys are (pointer, integer) pairs,
+ * a NULL pointer marks an empty slot.  The table doubles at 50 % load. */
+typedef struct slot {
+  const void *a;
+  uint64_t b;
+  void *v;
+} slot_t;
+
+typedef struct table {
+  slot_t *slots;
+  size_t cap; /* a power of two, or 0 */
+  size_t n;
+} table_t;
+
+static uint64_t mix(uint64_t x) {
+  /* splitmix64's finaliser */
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+static size_t slot_of(const table_t *t, const void *a, uint64_t b) {
+  return (size_t)(mix((uint64_t)(uintptr_t)a ^ mix(b + 0x9e3779b97f4a7c15ULL)) & (t->cap - 1));
+}
+
+static void *table_get(const table_t *t, const void *a, uint64_t b) {
+  if (t->cap == 0) return NULL;
+  for (size_t i = slot_of(t, a, b);; i = (i + 1) & (t->cap - 1)) {
+    const slot_t *s = &t->slots[i];
+    if (s->a == NULL) return NULL;
+    if (s->a == a && s->b == b) return s->v;
+  }
+}
+
+static int table_put(table_t *t, const void *a, uint64_t b, void *v) {
+  if (2 * (t->n + 1) > t->cap) {
+    size_t ncap = t->cap ? 2 * t->cap : 64;
+    slot_t *ns = calloc(ncap, sizeof *ns);
+    if (ns == NULL) return SCALENE_ENOMEM;
+    table_t nt = {ns, ncap, 0};
+    for (size_t i = 0; i < t->cap; i++)
+      if (t->slots[i].a != NULL) {
+        size_t j = slot_of(&nt, t->slots[i].a, t->slots[i].b);
+        while (ns[j].a != NULL) j = (j + 1) & (ncap - 1);
+        ns[j] = t->slots[i];
+      }
+    free(t->slots);
+    t->slots = ns;
+    t->cap = ncap;
+  }
+  size_t i = slot_of(t, a, b);
+  while (t->slots[i].a != NULL) i = (i + 1) & (t->cap - 1);
+  t->slots[i] = (slot_t){a, b, v};
+  t->n++;
+  return 0;
+}
+
+static void table_free(table_t *t) {
+  free(t->slots);
+  *t = (table_t){NULL, 0, 0};
+}
+
+/* ------------------------------------------------------------ the profile */
+
+typedef struct record {
+  scalene_line_stats_t s;
+  char *source; /* owned; s.source points here */
+} record_t;
+
+typedef struct file_entry {
+  scalene_file_stats_t s;
+  record_t **lines;
+  size_t lines_cap;
+  record_t **funcs;
+  size_t funcs_cap;
+  int lines_dirty, funcs_dirty;
+} file_entry_t;
+
+struct scalene_profile {
+  pthread_mutex_t mu;
+
+  /* Interned strings: FNV-1a hashed, linear probing, NULL = empty. */
+  char **strings;
+  size_t strings_cap, strings_n;
+
+  table_t line_index; /* (file, line) -> record_t* */
+  table_t func_index; /* (file, function) -> record_t* */
+  table_t file_index; /* (file, 0) -> file_entry_t* */
+
+  file_entry_t **files;
+  size_t n_files, files_cap;
+  int files_dirty;
+
+  char *program;
+  char **args;
+  int n_args;
+  double elapsed_sec;
+  double start_time_absolute;
+  double total_cpu_sec;
+  double unattributed_cpu_sec;
+  uint64_t cpu_samples;
+};
+
+#define LOCK(p) pthread_mutex_lock(&((scalene_profile_t *)(p))->mu)
+#define UNLOCK(p) pthread_mutex_unlock(&((scalene_profile_t *)(p))->mu)
+
+void scalene__profile_lock(const scalene_profile_t *p) { LOCK(p); }
+void scalene__profile_unlock(const scalene_profile_t *p) { UNLOCK(p); }
+
+static uint64_t fnv1a(const char *s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+  return h;
+}
+
+/* Returns the interned copy of s, or NULL when out of memory. */
+static const char *intern(scalene_profile_t *p, const char *s) {
+  if (2 * (p->strings_n + 1) > p->strings_cap) {
+    size_t ncap = p->strings_cap ? 2 * p->strings_cap : 64;
+    char **ns = calloc(ncap, sizeof *ns);
+    if (ns == NULL) return NULL;
+    for (size_t i = 0; i < p->strings_cap; i++)
+      if (p->strings[i] != NULL) {
+        size_t j = fnv1a(p->strings[i]) & (ncap - 1);
+        while (ns[j] != NULL) j = (j + 1) & (ncap - 1);
+        ns[j] = p->strings[i];
+      }
+    free(p->strings);
+    p->strings = ns;
+    p->strings_cap = ncap;
+  }
+  size_t i = fnv1a(s) & (p->strings_cap - 1);
+  for (; p->strings[i] != NULL; i = (i + 1) & (p->strings_cap - 1))
+    if (strcmp(p->strings[i], s) == 0) return p->strings[i];
+  char *copy = strdup(s);
+  if (copy == NULL) return NULL;
+  p->strings[i] = copy;
+  p->strings_n++;
+  return copy;
+}
+
+scalene_profile_t *scalene_profile_new(void) {
+  scalene_profile_t *p = calloc(1, sizeof *p);
+  if (p == NULL) return NULL;
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+  int rc = pthread_mutex_init(&p->mu, &attr);
+  pthread_mutexattr_destroy(&attr);
+  if (rc != 0) {
+    free(p);
+    return NULL;
+  }
+  p->program = strdup("");
+  if (p->program == NULL) {
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* Frees every record and file entry (the caller holds the lock). */
+static void drop_records(scalene_profile_t *p) {
+  for (size_t f = 0; f < p->n_files; f++) {
+    file_entry_t *fe = p->files[f];
+    for (size_t i = 0; i < fe->s.n_lines; i++) {
+      free(fe->lines[i]->source);
+      free(fe->lines[i]);
+    }
+    for (size_t i = 0; i < fe->s.n_functions; i++) {
+      free(fe->funcs[i]->source);
+      free(fe->funcs[i]);
+    }
+    free(fe->lines);
+    free(fe->funcs);
+    free(fe);
+  }
+  free(p->files);
+  p->files = NULL;
+  p->n_files = p->files_cap = 0;
+  p->files_dirty = 0;
+  table_free(&p->line_index);
+  table_free(&p->func_index);
+  table_free(&p->file_index);
+}
+
+static void free_args(scalene_profile_t *p) {
+  for (int i = 0; i < p->n_args; i++) free(p->args[i]);
+  free(p->args);
+  p->args = NULL;
+  p->n_args = 0;
+}
+
+void scalene_profile_free(scalene_profile_t *p) {
+  if (p == NULL) return;
+  drop_records(p);
+  for (size_t i = 0; i < p->strings_cap; i++) free(p->strings[i]);
+  free(p->strings);
+  free(p->program);
+  free_args(p);
+  pthread_mutex_destroy(&p->mu);
+  free(p);
+}
+
+void scalene_profile_clear(scalene_profile_t *p) {
+  if (p == NULL) return;
+  LOCK(p);
+  drop_records(p);
+  p->total_cpu_sec = 0;
+  p->unattributed_cpu_sec = 0;
+  p->cpu_samples = 0;
+  UNLOCK(p);
+}
+
+/* Finds or makes the entry of an interned file name. */
+static file_entry_t *file_entry(scalene_profile_t *p, const char *file) {
+  file_entry_t *fe = table_get(&p->file_index, file, 0);
+  if (fe != NULL) return fe;
+  if (p->n_files == p->files_cap) {
+    size_t ncap = p->files_cap ? 2 * p->files_cap : 8;
+    file_entry_t **nf = realloc(p->files, ncap * sizeof *nf);
+    if (nf == NULL) return NULL;
+    p->files = nf;
+    p->files_cap = ncap;
+  }
+  fe = calloc(1, sizeof *fe);
+  if (fe == NULL) return NULL;
+  fe->s.name = file;
+  if (table_put(&p->file_index, file, 0, fe) != 0) {
+    free(fe);
+    return NULL;
+  }
+  p->files[p->n_files++] = fe;
+  p->files_dirty = 1;
+  return fe;
+}
+
+static int push(record_t ***arr, size_t *n, size_t *cap, record_t *r) {
+  if (*n == *cap) {
+    size_t ncap = *cap ? 2 * *cap : 16;
+    record_t **na = realloc(*arr, ncap * sizeof *na);
+    if (na == NULL) return SCALENE_ENOMEM;
+    *arr = na;
+    *cap = ncap;
+  }
+  (*arr)[(*n)++] = r;
+  return 0;
+}
+
+/* Finds or makes the line record (file, line); file is interned. */
+static record_t *line_record(scalene_profile_t *p, const char *file, uint32_t line) {
+  record_t *r = table_get(&p->line_index, file, line);
+  if (r != NULL) return r;
+  file_entry_t *fe = file_entry(p, file);
+  if (fe == NULL) return NULL;
+  r = calloc(1, sizeof *r);
+  if (r == NULL) return NULL;
+  r->s.file = file;
+  r->s.function = "";
+  r->s.line = line;
+  if (push(&fe->lines, &fe->s.n_lines, &fe->lines_cap, r) != 0) {
+    free(r);
+    return NULL;
+  }
+  if (table_put(&p->line_index, file, line, r) != 0) {
+    fe->s.n_lines--;
+    free(r);
+    return NULL;
+  }
+  fe->lines_dirty = 1;
+  return r;
+}
+
+/* Finds or makes the function record (file, function); both interned. */
+static record_t *func_record(scalene_profile_t *p, const char *file, const char *function,
+                             uint32_t first_line) {
+  record_t *r = table_get(&p->func_index, file, (uint64_t)(uintptr_t)function);
+  if (r != NULL) {
+    if (r->s.line == 0 && first_line != 0) {
+      r->s.line = r->s.function_line = first_line;
+      file_entry_t *fe = table_get(&p->file_index, file, 0);
+      if (fe != NULL) fe->funcs_dirty = 1;
+    }
+    return r;
+  }
+  file_entry_t *fe = file_entry(p, file);
+  if (fe == NULL) return NULL;
+  r = calloc(1, sizeof *r);
+  if (r == NULL) return NULL;
+  r->s.file = file;
+  r->s.function = function;
+  r->s.line = r->s.function_line = first_line;
+  if (push(&fe->funcs, &fe->s.n_functions, &fe->funcs_cap, r) != 0) {
+    free(r);
+    return NULL;
+  }
+  if (table_put(&p->func_index, file, (uint64_t)(uintptr_t)function, r) != 0) {
+    fe->s.n_functions--;
+    free(r);
+    return NULL;
+  }
+  fe->funcs_dirty = 1;
+  return r;
+}
+
+static int valid_seconds(const double s[SCALENE_CPU_KINDS]) {
+  for (int k = 0; k < SCALENE_CPU_KINDS; k++)
+    if (!isfinite(s[k]) || s[k] < 0) return 0;
+  return 1;
+}
+
+static void charge(record_t *r, const double s[SCALENE_CPU_KINDS], uint64_t samples) {
+  for (int k = 0; k < SCALENE_CPU_KINDS; k++) r->s.cpu_sec[k] += s[k];
+  r->s.cpu_samples += samples;
+}
+
+int scalene_profile_add_cpu(scalene_profile_t *p, const scalene_location_t *loc,
+                            const double seconds[SCALENE_CPU_KINDS], uint64_t samples) {
+  if (p == NULL || seconds == NULL || !valid_seconds(seconds)) return SCALENE_EINVAL;
+  double sum = seconds[0] + seconds[1] + seconds[2];
+  /* A location with only a pc is the sampler's to symbolise before it
+   * charges; one that reaches us unresolved counts as unattributed. */
+  int attributed = loc != NULL && loc->file[0] != '\0';
+  char file_buf[SCALENE_LOCATION_FILE_MAX], func_buf[SCALENE_LOCATION_FUNCTION_MAX];
+  if (attributed) {
+    /* The fixed-size fields may lack a NUL when the writer truncated them. */
+    memcpy(file_buf, loc->file, sizeof file_buf);
+    file_buf[sizeof file_buf - 1] = '\0';
+    memcpy(func_buf, loc->function, sizeof func_buf);
+    func_buf[sizeof func_buf - 1] = '\0';
+  }
+  int rc = 0;
+  LOCK(p);
+  if (attributed) {
+    const char *file = intern(p, file_buf);
+    const char *func = func_buf[0] != '\0' ? intern(p, func_buf) : "";
+    record_t *r = file && func ? line_record(p, file, loc->line) : NULL;
+    file_entry_t *fe = file ? table_get(&p->file_index, file, 0) : NULL;
+    if (r == NULL || fe == NULL) {
+      rc = SCALENE_ENOMEM;
+      goto out;
+    }
+    record_t *fr = NULL;
+    if (func[0] != '\0') {
+      fr = func_record(p, file, func, loc->function_line);
+      if (fr == NULL) {
+        rc = SCALENE_ENOMEM;
+        goto out;
+      }
+    }
+    if (r->s.function[0] == '\0' && func[0] != '\0') {
+      r->s.function = func;
+      r->s.function_line = loc->function_line;
+    }
+    charge(r, seconds, samples);
+    if (fr != NULL) charge(fr, seconds, samples);
+    for (int k = 0; k < SCALENE_CPU_KINDS; k++) fe->s.cpu_sec[k] += seconds[k];
+    fe->s.cpu_samples += samples;
+  } else {
+    p->unattributed_cpu_sec += sum;
+  }
+  p->total_cpu_sec += sum;
+  p->cpu_samples += samples;
+out:
+  UNLOCK(p);
+  return rc;
+}
+
+/* ---------------------------------------------- internal entry points for loaders */
+
+int scalene__profile_add_line(scalene_profile_t *p, const char *file, uint32_t line,
+                              const double seconds[SCALENE_CPU_KINDS], uint64_t samples) {
+  if (p == NULL || file == NULL || seconds == NULL || !valid_seconds(seconds))
+    return SCALENE_EINVAL;
+  int rc = 0;
+  LOCK(p);
+  const char *f = intern(p, file);
+  record_t *r = f ? line_record(p, f, line) : NULL;
+  file_entry_t *fe = f ? table_get(&p->file_index, f, 0) : NULL;
+  if (r == NULL || fe == NULL) {
+    rc = SCALENE_ENOMEM;
+  } else {
+    charge(r, seconds, samples);
+    for (int k = 0; k < SCALENE_CPU_KINDS; k++) fe->s.cpu_sec[k] += seconds[k];
+    fe->s.cpu_samples += samples;
+  }
+  UNLOCK(p);
+  return rc;
+}
+
+int scalene__profile_add_function(scalene_profile_t *p, const char *file, const char *function,
+                                  uint32_t first_line, const double seconds[SCALENE_CPU_KINDS],
+                                  uint64_t samples) {
+  if (p == NULL || file == NULL || function == NULL || function[0] == '\0' || seconds == NULL ||
+      !valid_seconds(seconds))
+    return SCALENE_EINVAL;
+  int rc = 0;
+  LOCK(p);
+  const char *f = intern(p, file);
+  const char *fn = intern(p, function);
+  record_t *r = f && fn ? func_record(p, f, fn, first_line) : NULL;
+  if (r == NULL)
+    rc = SCALENE_ENOMEM;
+  else
+    charge(r, seconds, samples);
+  UNLOCK(p);
+  return rc;
+}
+
+void scalene__profile_add_totals(scalene_profile_t *p, double total_cpu_sec,
+                                 double unattributed_cpu_sec, uint64_t samples) {
+  if (p == NULL) return;
+  LOCK(p);
+  p->total_cpu_sec += total_cpu_sec;
+  p->unattributed_cpu_sec += unattributed_cpu_sec;
+  p->cpu_samples += samples;
+  UNLOCK(p);
+}
+
+/* ------------------------------------------------------------ metadata */
+
+int scalene_profile_set_program(scalene_profile_t *p, const char *program, int n_args,
+                                const char *const *args) {
+  if (p == NULL || n_args < 0 || (n_args > 0 && args == NULL)) return SCALENE_EINVAL;
+  for (int i = 0; i < n_args; i++)
+    if (args[i] == NULL) return SCALENE_EINVAL;
+  char *prog = strdup(program ? program : "");
+  char **nargs = calloc((size_t)n_args + 1, sizeof *nargs);
+  int ok = prog != NULL && nargs != NULL;
+  for (int i = 0; ok && i < n_args; i++)
+    if ((nargs[i] = strdup(args[i])) == NULL) ok = 0;
+  if (!ok) {
+    free(prog);
+    if (nargs != NULL)
+      for (int i = 0; i < n_args; i++) free(nargs[i]);
+    free(nargs);
+    return SCALENE_ENOMEM;
+  }
+  LOCK(p);
+  free(p->program);
+  free_args(p);
+  p->program = prog;
+  p->args = nargs;
+  p->n_args = n_args;
+  UNLOCK(p);
+  return 0;
+}
+
+void scalene_profile_set_elapsed(scalene_profile_t *p, double elapsed_sec,
+                                 double start_time_absolute) {
+  if (p == NULL) return;
+  LOCK(p);
+  p->elapsed_sec = elapsed_sec;
+  p->start_time_absolute = start_time_absolute;
+  UNLOCK(p);
+}
+
+int scalene_profile_get_info(const scalene_profile_t *p, scalene_profile_info_t *info) {
+  if (p == NULL || info == NULL || info->size < sizeof(size_t)) return SCALENE_EINVAL;
+  scalene_profile_info_t tmp;
+  memset(&tmp, 0, sizeof tmp);
+  LOCK(p);
+  tmp.program = p->program;
+  tmp.elapsed_sec = p->elapsed_sec;
+  tmp.total_cpu_sec = p->total_cpu_sec;
+  tmp.unattributed_cpu_sec = p->unattributed_cpu_sec;
+  tmp.cpu_samples = p->cpu_samples;
+  tmp.start_time_absolute = p->start_time_absolute;
+  tmp.n_args = p->n_args;
+  tmp.args = (const char *const *)p->args;
+  UNLOCK(p);
+  /* Copy only as much as the caller's version of the struct holds. */
+  size_t n = info->size < sizeof tmp ? info->size : sizeof tmp;
+  tmp.size = info->size;
+  memcpy(info, &tmp, n);
+  return 0;
+}
+
+/* ------------------------------------------------------------ iteration */
+
+static int cmp_file(const void *a, const void *b) {
+  return strcmp((*(file_entry_t *const *)a)->s.name, (*(file_entry_t *const *)b)->s.name);
+}
+
+static int cmp_line(const void *a, const void *b) {
+  uint32_t x = (*(record_t *const *)a)->s.line, y = (*(record_t *const *)b)->s.line;
+  return (x > y) - (x < y);
+}
+
+static int cmp_func(const void *a, const void *b) {
+  const record_t *x = *(record_t *const *)a, *y = *(record_t *const *)b;
+  if (x->s.line != y->s.line) return (x->s.line > y->s.line) - (x->s.line < y->s.line);
+  return strcmp(x->s.function, y->s.function);
+}
+
+/* Sorts what changed since the last iteration (the caller holds the lock). */
+static void refresh(scalene_profile_t *p) {
+  if (p->files_dirty) {
+    if (p->n_files > 1) qsort(p->files, p->n_files, sizeof *p->files, cmp_file);
+    p->files_dirty = 0;
+  }
+}
+
+static file_entry_t *file_at(scalene_profile_t *p, size_t f) {
+  refresh(p);
+  return f < p->n_files ? p->files[f] : NULL;
+}
+
+size_t scalene_profile_file_count(const scalene_profile_t *p) {
+  if (p == NULL) return 0;
+  LOCK(p);
+  size_t n = p->n_files;
+  UNLOCK(p);
+  return n;
+}
+
+const scalene_file_stats_t *scalene_profile_file(const scalene_profile_t *p, size_t i) {
+  if (p == NULL) return NULL;
+  LOCK(p);
+  file_entry_t *fe = file_at((scalene_profile_t *)p, i);
+  UNLOCK(p);
+  return fe ? &fe->s : NULL;
+}
+
+const scalene_line_stats_t *scalene_profile_file_line(const scalene_profile_t *p, size_t f,
+                                                      size_t i) {
+  if (p == NULL) return NULL;
+  const scalene_line_stats_t *r = NULL;
+  LOCK(p);
+  file_entry_t *fe = file_at((scalene_profile_t *)p, f);
+  if (fe != NULL) {
+    if (fe->lines_dirty) {
+      qsort(fe->lines, fe->s.n_lines, sizeof *fe->lines, cmp_line);
+      fe->lines_dirty = 0;
+    }
+    if (i < fe->s.n_lines) r = &fe->lines[i]->s;
+  }
+  UNLOCK(p);
+  return r;
+}
+
+const scalene_line_stats_t *scalene_profile_file_function(const scalene_profile_t *p, size_t f,
+                                                          size_t i) {
+  if (p == NULL) return NULL;
+  const scalene_line_stats_t *r = NULL;
+  LOCK(p);
+  file_entry_t *fe = file_at((scalene_profile_t *)p, f);
+  if (fe != NULL) {
+    if (fe->funcs_dirty) {
+      qsort(fe->funcs, fe->s.n_functions, sizeof *fe->funcs, cmp_func);
+      fe->funcs_dirty = 0;
+    }
+    if (i < fe->s.n_functions) r = &fe->funcs[i]->s;
+  }
+  UNLOCK(p);
+  return r;
+}
+
+const scalene_line_stats_t *scalene_profile_find_line(const scalene_profile_t *p,
+                                                      const char *file, uint32_t line) {
+  if (p == NULL || file == NULL) return NULL;
+  const scalene_line_stats_t *r = NULL;
+  LOCK(p);
+  /* Look the name up without interning it: a miss must not allocate. */
+  scalene_profile_t *mp = (scalene_profile_t *)p;
+  if (mp->strings_cap != 0) {
+    size_t i = fnv1a(file) & (mp->strings_cap - 1);
+    for (; mp->strings[i] != NULL; i = (i + 1) & (mp->strings_cap - 1))
+      if (strcmp(mp->strings[i], file) == 0) {
+        record_t *rec = table_get(&mp->line_index, mp->strings[i], line);
+        if (rec != NULL) r = &rec->s;
+        break;
+      }
+  }
+  UNLOCK(p);
+  return r;
+}
+
+/* ------------------------------------------------------------ merge, sources */
+
+static int set_source_locked(scalene_profile_t *p, const char *file, uint32_t line,
+                             const char *text) {
+  const char *f = intern(p, file);
+  record_t *r = f ? line_record(p, f, line) : NULL;
+  if (r == NULL) return SCALENE_ENOMEM;
+  /* Stored without its line terminator. */
+  size_t n = strlen(text);
+  if (n > 0 && text[n - 1] == '\n') n--;
+  if (n > 0 && text[n - 1] == '\r') n--;
+  char *copy = malloc(n + 1);
+  if (copy == NULL) return SCALENE_ENOMEM;
+  memcpy(copy, text, n);
+  copy[n] = '\0';
+  free(r->source);
+  r->source = copy;
+  r->s.source = copy;
+  return 0;
+}
+
+int scalene_profile_set_source(scalene_profile_t *p, const char *file, uint32_t line,
+                               const char *text) {
+  if (p == NULL || file == NULL || file[0] == '\0' || text == NULL) return SCALENE_EINVAL;
+  LOCK(p);
+  int rc = set_source_locked(p, file, line, text);
+  UNLOCK(p);
+  return rc;
+}
+
+/* Adds src's records into dst; the caller holds both locks. */
+static int merge_locked(scalene_profile_t *dst, const scalene_profile_t *src) {
+  /* Iterate over a snapshot of the counts: when dst == src no record is
+   * created (every key exists), and otherwise src does not change.  charge()
+   * reads each element before it writes it, so aliasing is harmless. */
+  size_t n_files = src->n_files;
+  for (size_t f = 0; f < n_files; f++) {
+    const file_entry_t *sf = src->files[f];
+    const char *file = intern(dst, sf->s.name);
+    file_entry_t *df = file ? file_entry(dst, file) : NULL;
+    if (df == NULL) return SCALENE_ENOMEM;
+    size_t n_lines = sf->s.n_lines, n_funcs = sf->s.n_functions;
+    for (size_t i = 0; i < n_lines; i++) {
+      const record_t *s = sf->lines[i];
+      record_t *d = line_record(dst, file, s->s.line);
+      if (d == NULL) return SCALENE_ENOMEM;
+      if (d->s.function[0] == '\0' && s->s.function[0] != '\0') {
+        const char *fn = intern(dst, s->s.function);
+        if (fn == NULL) return SCALENE_ENOMEM;
+        d->s.function = fn;
+        d->s.function_line = s->s.function_line;
+      }
+      charge(d, s->s.cpu_sec, s->s.cpu_samples);
+      if (d->source == NULL && s->source != NULL) {
+        int rc = set_source_locked(dst, file, s->s.line, s->source);
+        if (rc != 0) return rc;
+      }
+    }
+    for (size_t i = 0; i < n_funcs; i++) {
+      const record_t *s = sf->funcs[i];
+      const char *fn = intern(dst, s->s.function);
+      record_t *d = fn ? func_record(dst, file, fn, s->s.line) : NULL;
+      if (d == NULL) return SCALENE_ENOMEM;
+      charge(d, s->s.cpu_sec, s->s.cpu_samples);
+    }
+    /* Element by element, so that dst == src doubles every value. */
+    for (int k = 0; k < SCALENE_CPU_KINDS; k++) df->s.cpu_sec[k] += sf->s.cpu_sec[k];
+    df->s.cpu_samples += sf->s.cpu_samples;
+  }
+  dst->total_cpu_sec += src->total_cpu_sec;
+  dst->unattributed_cpu_sec += src->unattributed_cpu_sec;
+  dst->cpu_samples += src->cpu_samples;
+  dst->elapsed_sec += src->elapsed_sec;
+  if (src->start_time_absolute > 0 &&
+      (dst->start_time_absolute <= 0 || src->start_time_absolute < dst->start_time_absolute))
+    dst->start_time_absolute = src->start_time_absolute;
+  return 0;
+}
+
+int scalene_profile_merge(scalene_profile_t *dst, const scalene_profile_t *src) {
+  if (dst == NULL || src == NULL) return SCALENE_EINVAL;
+  /* Two locks are always taken in address order, so that merge(a, b) and
+   * merge(b, a) running at once cannot deadlock. */
+  const void *first = (const void *)dst < (const void *)src ? (const void *)dst : (const void *)src;
+  const void *second = first == (const void *)dst ? (const void *)src : (const void *)dst;
+  LOCK(first);
+  if (second != first) LOCK(second);
+  int rc = merge_locked(dst, src);
+  if (second != first) UNLOCK(second);
+  UNLOCK(first);
+  return rc;
+}

@@ -1,0 +1,376 @@
+/* Tests for stats.h: adding, iterating, finding, merging and clearing a
+ * profile, function records, totals, and concurrent adds. */
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <scalene/scalene.h>
+
+static scalene_location_t loc(const char *file, uint32_t line, const char *function,
+                              uint32_t function_line) {
+  scalene_location_t l;
+  memset(&l, 0, sizeof l);
+  snprintf(l.file, sizeof l.file, "%s", file);
+  snprintf(l.function, sizeof l.function, "%s", function);
+  l.line = line;
+  l.function_line = function_line;
+  return l;
+}
+
+static int add(scalene_profile_t *p, const char *file, uint32_t line, const char *fn,
+               uint32_t fn_line, double py, double nat, double sys, uint64_t samples) {
+  scalene_location_t l = loc(file, line, fn, fn_line);
+  double s[SCALENE_CPU_KINDS] = {py, nat, sys};
+  return scalene_profile_add_cpu(p, &l, s, samples);
+}
+
+static scalene_profile_info_t info_of(const scalene_profile_t *p) {
+  scalene_profile_info_t info;
+  memset(&info, 0, sizeof info);
+  info.size = sizeof info;
+  assert_int_equal(scalene_profile_get_info(p, &info), 0);
+  return info;
+}
+
+static void test_empty(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  assert_non_null(p);
+  scalene_profile_info_t info = info_of(p);
+  assert_string_equal(info.program, "");
+  assert_int_equal(info.n_args, 0);
+  assert_float_equal(info.total_cpu_sec, 0.0, 0.0);
+  assert_int_equal(info.cpu_samples, 0);
+  assert_int_equal(scalene_profile_file_count(p), 0);
+  assert_null(scalene_profile_file(p, 0));
+  assert_null(scalene_profile_file_line(p, 0, 0));
+  assert_null(scalene_profile_find_line(p, "a.py", 1));
+  scalene_profile_free(p);
+  scalene_profile_free(NULL);
+}
+
+static void test_add_and_iterate(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  /* Added out of order on purpose. */
+  assert_int_equal(add(p, "b.py", 9, "g", 8, 0.25, 0, 0, 1), 0);
+  assert_int_equal(add(p, "a.py", 20, "f", 10, 0.5, 0.25, 0.125, 3), 0);
+  assert_int_equal(add(p, "a.py", 12, "f", 10, 1.0, 0, 0, 4), 0);
+  assert_int_equal(add(p, "a.py", 20, "f", 10, 0.5, 0, 0, 2), 0);
+  assert_int_equal(add(p, "a.py", 3, "<module>", 1, 0, 0, 0.5, 1), 0);
+
+  assert_int_equal(scalene_profile_file_count(p), 2);
+  const scalene_file_stats_t *a = scalene_profile_file(p, 0);
+  const scalene_file_stats_t *b = scalene_profile_file(p, 1);
+  assert_string_equal(a->name, "a.py");
+  assert_string_equal(b->name, "b.py");
+  assert_null(scalene_profile_file(p, 2));
+  assert_float_equal(a->cpu_sec[SCALENE_CPU_PYTHON], 2.0, 1e-12);
+  assert_float_equal(a->cpu_sec[SCALENE_CPU_NATIVE], 0.25, 1e-12);
+  assert_float_equal(a->cpu_sec[SCALENE_CPU_SYSTEM], 0.625, 1e-12);
+  assert_int_equal(a->cpu_samples, 10);
+  assert_int_equal(a->n_lines, 3);
+  assert_int_equal(a->n_functions, 2);
+  assert_int_equal(b->n_lines, 1);
+
+  /* Lines by number. */
+  const scalene_line_stats_t *r;
+  uint32_t want[] = {3, 12, 20};
+  for (size_t i = 0; i < 3; i++) {
+    r = scalene_profile_file_line(p, 0, i);
+    assert_non_null(r);
+    assert_int_equal(r->line, want[i]);
+    assert_string_equal(r->file, "a.py");
+    assert_null(r->source);
+  }
+  assert_null(scalene_profile_file_line(p, 0, 3));
+  r = scalene_profile_file_line(p, 0, 2);
+  assert_float_equal(r->cpu_sec[SCALENE_CPU_PYTHON], 1.0, 1e-12);
+  assert_float_equal(r->cpu_sec[SCALENE_CPU_NATIVE], 0.25, 1e-12);
+  assert_int_equal(r->cpu_samples, 5);
+  assert_string_equal(r->function, "f");
+  assert_int_equal(r->function_line, 10);
+
+  /* Functions by first line; a function record's line is its first line. */
+  r = scalene_profile_file_function(p, 0, 0);
+  assert_string_equal(r->function, "<module>");
+  assert_int_equal(r->line, 1);
+  r = scalene_profile_file_function(p, 0, 1);
+  assert_string_equal(r->function, "f");
+  assert_int_equal(r->line, 10);
+  assert_int_equal(r->function_line, 10);
+  assert_float_equal(r->cpu_sec[SCALENE_CPU_PYTHON], 2.0, 1e-12);
+  assert_int_equal(r->cpu_samples, 9);
+  assert_null(scalene_profile_file_function(p, 0, 2));
+
+  /* The sorted view follows later additions. */
+  assert_int_equal(add(p, "a.py", 1, "", 0, 0.125, 0, 0, 1), 0);
+  assert_int_equal(add(p, "0.py", 1, "", 0, 0.125, 0, 0, 1), 0);
+  assert_string_equal(scalene_profile_file(p, 0)->name, "0.py");
+  assert_string_equal(scalene_profile_file(p, 1)->name, "a.py");
+  assert_int_equal(scalene_profile_file_line(p, 1, 0)->line, 1);
+  assert_int_equal(scalene_profile_file_line(p, 1, 1)->line, 3);
+  /* A location without a function makes no function record. */
+  assert_int_equal(scalene_profile_file(p, 0)->n_functions, 0);
+  assert_string_equal(scalene_profile_file_line(p, 0, 0)->function, "");
+
+  scalene_profile_info_t info = info_of(p);
+  assert_float_equal(info.total_cpu_sec, 3.375, 1e-12);
+  assert_float_equal(info.unattributed_cpu_sec, 0.0, 0.0);
+  assert_int_equal(info.cpu_samples, 13);
+  scalene_profile_free(p);
+}
+
+static void test_unattributed_and_invalid(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  double s[SCALENE_CPU_KINDS] = {0.5, 0.25, 0.125};
+  assert_int_equal(scalene_profile_add_cpu(p, NULL, s, 2), 0);
+  scalene_location_t l = loc("", 0, "", 0);
+  assert_int_equal(scalene_profile_add_cpu(p, &l, s, 1), 0);
+  assert_int_equal(add(p, "x.c", 5, "main", 4, 1.0, 0, 0, 1), 0);
+  scalene_profile_info_t info = info_of(p);
+  assert_float_equal(info.total_cpu_sec, 2 * 0.875 + 1.0, 1e-12);
+  assert_float_equal(info.unattributed_cpu_sec, 2 * 0.875, 1e-12);
+  assert_int_equal(info.cpu_samples, 4);
+  assert_int_equal(scalene_profile_file_count(p), 1);
+
+  double bad[SCALENE_CPU_KINDS] = {-1.0, 0, 0};
+  assert_int_equal(scalene_profile_add_cpu(p, NULL, bad, 1), SCALENE_EINVAL);
+  bad[0] = NAN;
+  assert_int_equal(scalene_profile_add_cpu(p, NULL, bad, 1), SCALENE_EINVAL);
+  assert_int_equal(scalene_profile_add_cpu(p, NULL, NULL, 1), SCALENE_EINVAL);
+  assert_int_equal(scalene_profile_add_cpu(NULL, NULL, s, 1), SCALENE_EINVAL);
+  info = info_of(p);
+  assert_int_equal(info.cpu_samples, 4); /* nothing counted by the failures */
+
+  /* A name filling its field without a NUL is cut, not overrun. */
+  memset(&l, 0, sizeof l);
+  memset(l.file, 'f', sizeof l.file);
+  memset(l.function, 'g', sizeof l.function);
+  l.line = 1;
+  assert_int_equal(scalene_profile_add_cpu(p, &l, s, 1), 0);
+  const scalene_file_stats_t *fs = scalene_profile_file(p, 0); /* "fff..." < "x.c" */
+  assert_non_null(fs);
+  assert_int_equal(strlen(fs->name), SCALENE_LOCATION_FILE_MAX - 1);
+  assert_int_equal(strlen(scalene_profile_file_function(p, 0, 0)->function),
+                   SCALENE_LOCATION_FUNCTION_MAX - 1);
+
+  scalene_profile_info_t small;
+  small.size = 0;
+  assert_int_equal(scalene_profile_get_info(p, &small), SCALENE_EINVAL);
+  assert_int_equal(scalene_profile_get_info(NULL, &info), SCALENE_EINVAL);
+  scalene_profile_free(p);
+}
+
+static void test_find_line(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  add(p, "/src/m.py", 7, "f", 6, 0.5, 0, 0, 1);
+  const scalene_line_stats_t *r = scalene_profile_find_line(p, "/src/m.py", 7);
+  assert_non_null(r);
+  assert_int_equal(r->line, 7);
+  assert_float_equal(r->cpu_sec[0], 0.5, 0);
+  assert_null(scalene_profile_find_line(p, "/src/m.py", 8));
+  assert_null(scalene_profile_find_line(p, "/src/other.py", 7));
+  assert_null(scalene_profile_find_line(p, "f", 7)); /* an interned name, not a file */
+  assert_null(scalene_profile_find_line(p, NULL, 7));
+  scalene_profile_free(p);
+}
+
+static void test_program_and_elapsed(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  char arg1[] = "--n";
+  const char *args[] = {"prog.py", arg1, "3"};
+  assert_int_equal(scalene_profile_set_program(p, "/home/u/prog.py", 3, args), 0);
+  arg1[0] = 'X'; /* copied */
+  scalene_profile_set_elapsed(p, 2.5, 1700000000.25);
+  scalene_profile_info_t info = info_of(p);
+  assert_string_equal(info.program, "/home/u/prog.py");
+  assert_int_equal(info.n_args, 3);
+  assert_string_equal(info.args[1], "--n");
+  assert_string_equal(info.args[2], "3");
+  assert_float_equal(info.elapsed_sec, 2.5, 0);
+  assert_float_equal(info.start_time_absolute, 1700000000.25, 0);
+  assert_int_equal(scalene_profile_set_program(p, "x", 1, NULL), SCALENE_EINVAL);
+  assert_int_equal(scalene_profile_set_program(p, NULL, 0, NULL), 0);
+  info = info_of(p);
+  assert_string_equal(info.program, "");
+  assert_int_equal(info.n_args, 0);
+  scalene_profile_free(p);
+}
+
+static void test_merge(void **state) {
+  (void)state;
+  scalene_profile_t *a = scalene_profile_new(), *b = scalene_profile_new();
+  const char *aa[] = {"parent"}, *ba[] = {"child", "x"};
+  scalene_profile_set_program(a, "parent.py", 1, aa);
+  scalene_profile_set_program(b, "child.py", 2, ba);
+  scalene_profile_set_elapsed(a, 1.0, 200.0);
+  scalene_profile_set_elapsed(b, 0.5, 100.0);
+  add(a, "m.py", 4, "f", 3, 1.0, 0.5, 0, 2);
+  add(b, "m.py", 4, "f", 3, 0.25, 0, 0.25, 1);
+  add(b, "m.py", 9, "g", 8, 0.5, 0, 0, 1);
+  add(b, "n.py", 1, "", 0, 0.125, 0, 0, 1);
+  double s[SCALENE_CPU_KINDS] = {0, 0, 0.5};
+  scalene_profile_add_cpu(b, NULL, s, 1);
+  scalene_profile_set_source(b, "m.py", 9, "    return g()\n");
+
+  assert_int_equal(scalene_profile_merge(a, b), 0);
+  scalene_profile_info_t info = info_of(a);
+  assert_string_equal(info.program, "parent.py");
+  assert_int_equal(info.n_args, 1);
+  assert_float_equal(info.elapsed_sec, 1.5, 1e-12);
+  assert_float_equal(info.start_time_absolute, 100.0, 0);
+  assert_float_equal(info.total_cpu_sec, 1.5 + 0.5 + 0.5 + 0.125 + 0.5, 1e-12);
+  assert_float_equal(info.unattributed_cpu_sec, 0.5, 1e-12);
+  assert_int_equal(info.cpu_samples, 6);
+  assert_int_equal(scalene_profile_file_count(a), 2);
+  const scalene_line_stats_t *r = scalene_profile_find_line(a, "m.py", 4);
+  assert_float_equal(r->cpu_sec[SCALENE_CPU_PYTHON], 1.25, 1e-12);
+  assert_float_equal(r->cpu_sec[SCALENE_CPU_NATIVE], 0.5, 1e-12);
+  assert_float_equal(r->cpu_sec[SCALENE_CPU_SYSTEM], 0.25, 1e-12);
+  assert_int_equal(r->cpu_samples, 3);
+  r = scalene_profile_find_line(a, "m.py", 9);
+  assert_string_equal(r->source, "    return g()");
+  assert_string_equal(r->function, "g");
+  const scalene_file_stats_t *m = scalene_profile_file(a, 0);
+  assert_float_equal(m->cpu_sec[0] + m->cpu_sec[1] + m->cpu_sec[2], 2.5, 1e-12);
+  assert_int_equal(m->n_functions, 2);
+  r = scalene_profile_file_function(a, 0, 1);
+  assert_string_equal(r->function, "g");
+  assert_int_equal(r->line, 8);
+  /* src is unchanged. */
+  assert_float_equal(info_of(b).total_cpu_sec, 1.625, 1e-12);
+
+  /* Merging a profile into itself doubles it. */
+  assert_int_equal(scalene_profile_merge(b, b), 0);
+  assert_float_equal(info_of(b).total_cpu_sec, 2 * 1.625, 1e-12);
+  assert_float_equal(scalene_profile_find_line(b, "m.py", 9)->cpu_sec[0], 1.0, 1e-12);
+  assert_int_equal(scalene_profile_file(b, 0)->cpu_samples, 4);
+  assert_int_equal(scalene_profile_merge(a, NULL), SCALENE_EINVAL);
+  scalene_profile_free(a);
+  scalene_profile_free(b);
+}
+
+static void test_clear(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  scalene_profile_set_program(p, "prog", 0, NULL);
+  scalene_profile_set_elapsed(p, 3.0, 5.0);
+  add(p, "a.py", 1, "f", 1, 1, 1, 1, 3);
+  scalene_profile_clear(p);
+  scalene_profile_info_t info = info_of(p);
+  assert_string_equal(info.program, "prog");
+  assert_float_equal(info.elapsed_sec, 3.0, 0);
+  assert_float_equal(info.total_cpu_sec, 0, 0);
+  assert_int_equal(info.cpu_samples, 0);
+  assert_int_equal(scalene_profile_file_count(p), 0);
+  assert_null(scalene_profile_find_line(p, "a.py", 1));
+  /* Usable again. */
+  assert_int_equal(add(p, "a.py", 2, "f", 1, 0.5, 0, 0, 1), 0);
+  assert_int_equal(scalene_profile_file(p, 0)->n_lines, 1);
+  assert_int_equal(scalene_profile_file(p, 0)->cpu_samples, 1);
+  scalene_profile_free(p);
+}
+
+static void test_set_source(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  assert_int_equal(scalene_profile_set_source(p, "s.py", 4, "x = 1\n"), 0);
+  const scalene_line_stats_t *r = scalene_profile_find_line(p, "s.py", 4);
+  assert_non_null(r);
+  assert_string_equal(r->source, "x = 1");
+  assert_float_equal(r->cpu_sec[0] + r->cpu_sec[1] + r->cpu_sec[2], 0, 0);
+  assert_int_equal(scalene_profile_file(p, 0)->n_lines, 1);
+  assert_int_equal(scalene_profile_set_source(p, "s.py", 4, "y = 2\r\n"), 0);
+  assert_string_equal(scalene_profile_find_line(p, "s.py", 4)->source, "y = 2");
+  add(p, "s.py", 4, "", 0, 0.5, 0, 0, 1);
+  r = scalene_profile_find_line(p, "s.py", 4);
+  assert_string_equal(r->source, "y = 2");
+  assert_float_equal(r->cpu_sec[0], 0.5, 0);
+  assert_float_equal(info_of(p).total_cpu_sec, 0.5, 0);
+  assert_int_equal(scalene_profile_set_source(p, "", 1, "x"), SCALENE_EINVAL);
+  assert_int_equal(scalene_profile_set_source(p, "s.py", 1, NULL), SCALENE_EINVAL);
+  scalene_profile_free(p);
+}
+
+/* Four threads add at once; every sample must be counted exactly (the
+ * weights are powers of two, so the sums are exact whatever the order). */
+#define THREADS 4
+#define ADDS 20000
+#define STEP (1.0 / 1024)
+
+static void *adder(void *arg) {
+  scalene_profile_t *p = arg;
+  for (int i = 0; i < ADDS; i++) {
+    char file[16];
+    snprintf(file, sizeof file, "f%d.py", i % 5);
+    scalene_location_t l = loc(file, (uint32_t)(1 + i % 17), i % 2 ? "odd" : "even", 1);
+    double s[SCALENE_CPU_KINDS] = {STEP, 0, 0};
+    if (i % 10 == 0)
+      scalene_profile_add_cpu(p, NULL, s, 1);
+    else
+      scalene_profile_add_cpu(p, &l, s, 1);
+    if (i % 1000 == 0) {
+      /* Readers interleave with the writers. */
+      size_t n = scalene_profile_file_count(p);
+      for (size_t f = 0; f < n; f++) (void)scalene_profile_file_line(p, f, 0);
+    }
+  }
+  return NULL;
+}
+
+static void test_concurrent_adds(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  pthread_t t[THREADS];
+  for (int i = 0; i < THREADS; i++) assert_int_equal(pthread_create(&t[i], NULL, adder, p), 0);
+  for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+  scalene_profile_info_t info = info_of(p);
+  assert_int_equal(info.cpu_samples, THREADS * ADDS);
+  assert_float_equal(info.total_cpu_sec, THREADS * ADDS * STEP, 0);
+  assert_float_equal(info.unattributed_cpu_sec, THREADS * (ADDS / 10) * STEP, 0);
+  assert_int_equal(scalene_profile_file_count(p), 5);
+  uint64_t lines = 0, samples = 0;
+  for (size_t f = 0; f < 5; f++) {
+    const scalene_file_stats_t *fs = scalene_profile_file(p, f);
+    assert_int_equal(fs->n_lines, 17);
+    /* f0.py gets only odd i (i % 10 == 0 is unattributed). */
+    assert_int_equal(fs->n_functions, f == 0 ? 1 : 2);
+    const scalene_line_stats_t *r;
+    uint32_t prev = 0;
+    for (size_t i = 0; (r = scalene_profile_file_line(p, f, i)) != NULL; i++) {
+      assert_true(r->line > prev);
+      prev = r->line;
+      samples += r->cpu_samples;
+      lines++;
+    }
+  }
+  assert_int_equal(lines, 5 * 17);
+  assert_int_equal(samples, THREADS * (ADDS - ADDS / 10));
+  scalene_profile_free(p);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_empty),
+      cmocka_unit_test(test_add_and_iterate),
+      cmocka_unit_test(test_unattributed_and_invalid),
+      cmocka_unit_test(test_find_line),
+      cmocka_unit_test(test_program_and_elapsed),
+      cmocka_unit_test(test_merge),
+      cmocka_unit_test(test_clear),
+      cmocka_unit_test(test_set_source),
+      cmocka_unit_test(test_concurrent_adds),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
