@@ -1,2 +1,154 @@
-/* placeholder: being written */
+/* libscaleneprof: scalene_symbolize, code address -> function, file, line.
+ *
+ * The function name and the object come from dladdr.  When the library is
+ * built with libdw (HAVE_LIBDW), one Dwfl session per process, made lazily on
+ * first use (normally on the sampler's thread) from /proc/<pid>/maps, gives
+ * the source file and line (dwfl_module_getsrc), the innermost function
+ * containing the address, inlined or not (dwarf_getscopes), and that
+ * function's first line; objects loaded after the session was made are
+ * found by reporting the process's modules again on a miss.  Without debug
+ * information the file is the object's path and the line 0.  Not
+ * async-signal-safe: it allocates and takes a lock. */
 #include "internal.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef HAVE_LIBDW
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <stdlib.h>
+#endif
+
+static void copy_str(char *dst, size_t n, const char *src) {
+  if (src == NULL) src = "";
+  size_t len = strlen(src);
+  if (len >= n) len = n - 1;
+  memcpy(dst, src, len);
+  dst[len] = '\0';
+}
+
+#ifdef HAVE_LIBDW
+static pthread_mutex_t dw_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t dw_once = PTHREAD_ONCE_INIT;
+static Dwfl *dw_session;
+static pid_t dw_pid;
+static char *dw_debuginfo_path;
+static const Dwfl_Callbacks dw_callbacks = {
+    .find_elf = dwfl_linux_proc_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .debuginfo_path = &dw_debuginfo_path,
+};
+
+/* A fork() while another thread symbolises must not leave the child with
+ * the lock held. */
+static void dw_prepare(void) { pthread_mutex_lock(&dw_lock); }
+static void dw_release(void) { pthread_mutex_unlock(&dw_lock); }
+static void dw_init(void) { pthread_atfork(dw_prepare, dw_release, dw_release); }
+
+/* (Re)reads the process's modules into the session.  Returns 0 or -1. */
+static int dw_report(void) {
+  if (dw_session != NULL && dw_pid != getpid()) {
+    dwfl_end(dw_session); /* inherited across fork(): the maps may differ */
+    dw_session = NULL;
+  }
+  if (dw_session == NULL) {
+    dw_session = dwfl_begin(&dw_callbacks);
+    if (dw_session == NULL) return -1;
+    dw_pid = getpid();
+  }
+  dwfl_report_begin(dw_session);
+  int rc = dwfl_linux_proc_report(dw_session, dw_pid);
+  dwfl_report_end(dw_session, NULL, NULL);
+  return rc == 0 ? 0 : -1;
+}
+
+/* Fills file, line, function and function_line from DWARF where known.
+ * Returns 1 when a module contains pc. */
+static int dw_lookup(uintptr_t pc, scalene_location_t *loc, int *have_name) {
+  *have_name = 0;
+  if ((dw_session == NULL || dw_pid != getpid()) && dw_report() != 0) return 0;
+  Dwfl_Module *mod = dwfl_addrmodule(dw_session, (Dwarf_Addr)pc);
+  if (mod == NULL) {
+    if (dw_report() != 0) return 0;
+    mod = dwfl_addrmodule(dw_session, (Dwarf_Addr)pc);
+    if (mod == NULL) return 0;
+  }
+  const char *modname = NULL;
+  dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, &modname, NULL);
+  if (modname != NULL && loc->file[0] == '\0') copy_str(loc->file, sizeof loc->file, modname);
+
+  Dwfl_Line *line = dwfl_module_getsrc(mod, (Dwarf_Addr)pc);
+  if (line != NULL) {
+    int lineno = 0;
+    const char *src = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
+    if (src != NULL) {
+      copy_str(loc->file, sizeof loc->file, src);
+      loc->line = lineno > 0 ? (uint32_t)lineno : 0;
+    }
+  }
+
+  Dwarf_Addr bias = 0;
+  Dwarf_Die *cu = dwfl_module_addrdie(mod, (Dwarf_Addr)pc, &bias);
+  if (cu != NULL) {
+    Dwarf_Die *scopes = NULL;
+    int n = dwarf_getscopes(cu, (Dwarf_Addr)pc - bias, &scopes);
+    for (int i = 0; i < n; i++) {
+      int tag = dwarf_tag(&scopes[i]);
+      if (tag != DW_TAG_subprogram && tag != DW_TAG_inlined_subroutine) continue;
+      const char *name = dwarf_diename(&scopes[i]);
+      if (name != NULL) {
+        copy_str(loc->function, sizeof loc->function, name);
+        *have_name = 1;
+      }
+      int decl = 0;
+      if (dwarf_decl_line(&scopes[i], &decl) == 0 && decl > 0)
+        loc->function_line = (uint32_t)decl;
+      break;
+    }
+    free(scopes);
+  }
+  if (!*have_name) {
+    const char *sym = dwfl_module_addrname(mod, (GElf_Addr)pc);
+    if (sym != NULL) {
+      copy_str(loc->function, sizeof loc->function, sym);
+      *have_name = 1;
+    }
+  }
+  return 1;
+}
+#endif
+
+int scalene_symbolize(uintptr_t pc, scalene_location_t *loc) {
+  if (loc == NULL || pc == 0) return SCALENE_EINVAL;
+  memset(loc, 0, sizeof *loc);
+  loc->pc = pc;
+  int known = 0;
+  Dl_info info;
+  memset(&info, 0, sizeof info);
+  if (dladdr((void *)pc, &info) != 0) {
+    known = 1;
+    if (info.dli_fname != NULL) copy_str(loc->file, sizeof loc->file, info.dli_fname);
+    if (info.dli_sname != NULL) copy_str(loc->function, sizeof loc->function, info.dli_sname);
+  }
+#ifdef HAVE_LIBDW
+  pthread_once(&dw_once, dw_init);
+  pthread_mutex_lock(&dw_lock);
+  char dl_name[SCALENE_LOCATION_FUNCTION_MAX];
+  copy_str(dl_name, sizeof dl_name, loc->function);
+  int have_name = 0;
+  if (dw_lookup(pc, loc, &have_name)) known = 1;
+  if (!have_name) copy_str(loc->function, sizeof loc->function, dl_name);
+  pthread_mutex_unlock(&dw_lock);
+#endif
+  if (!known) {
+    memset(loc, 0, sizeof *loc);
+    loc->pc = pc;
+    return SCALENE_EINVAL;
+  }
+  return 0;
+}

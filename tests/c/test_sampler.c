@@ -1,0 +1,734 @@
+/* Tests of the CPU sampler (src/sampler.c, src/sampler_signal.c,
+ * src/codemap.c, src/symbolize.c).
+ *
+ * The locator used here reads a "phase" marker that each thread sets before
+ * each piece of work, from a table indexed by kernel tid (so that it also
+ * works in remote mode, on the sampler's thread).  Phase p > 0 is charged to
+ * file "test-phase", line p; phase 0 is unattributed; unknown threads are
+ * skipped.
+ *
+ * Why the tolerances hold.  A sample's weight is the exact CPU time its
+ * thread used since its previous sample, so the weights of one phase add up
+ * to that phase's CPU time except at its two ends: the sample that straddles
+ * a phase change charges the time since the previous sample to the phase
+ * that is current when it fires, and the time after a thread's last sample
+ * is never charged.  Each end therefore moves at most one gap between two
+ * samples: the interval rounded up to the kernel's timer check (the
+ * scheduler tick, 4 ms at HZ=250; 10 ms at HZ=100), i.e. g <= interval + one
+ * tick (g <= 6 ms with a 2 ms interval at HZ=250) while the thread runs
+ * through ticks; on a loaded host a thread can also run between two ticks
+ * without being checked, and gaps of ~10 ms were seen on a busy 2-core
+ * machine.  The tests size their work so that their bounds hold up to
+ * g = 19 ms. */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <scalene/scalene.h>
+
+#define PHASE_FILE "test-phase"
+#define NSEC 1000000000ull
+#define MS 1000000ull
+
+/* ------------------------------------------------------------ phases */
+
+#define MAX_THREADS 64
+static struct {
+  _Atomic int tid;
+  _Atomic int phase;
+} g_tab[MAX_THREADS];
+
+static pid_t my_tid(void) { return (pid_t)syscall(SYS_gettid); }
+
+static void set_phase(int phase) {
+  pid_t tid = my_tid();
+  for (int i = 0; i < MAX_THREADS; i++) {
+    int t = atomic_load(&g_tab[i].tid);
+    if (t == tid) {
+      atomic_store(&g_tab[i].phase, phase);
+      return;
+    }
+    if (t == 0) {
+      int expected = 0;
+      if (atomic_compare_exchange_strong(&g_tab[i].tid, &expected, tid)) {
+        atomic_store(&g_tab[i].phase, phase);
+        return;
+      }
+      if (expected == tid) {
+        atomic_store(&g_tab[i].phase, phase);
+        return;
+      }
+    }
+  }
+  fail_msg("phase table full");
+}
+
+/* Async-signal-safe: atomic loads and fixed-size copies. */
+static int phase_locator(const scalene_sample_context_t *ctx, scalene_location_t *loc,
+                         void *arg) {
+  (void)arg;
+  for (int i = 0; i < MAX_THREADS; i++) {
+    int t = atomic_load(&g_tab[i].tid);
+    if (t == 0) break;
+    if (t != ctx->tid) continue;
+    int ph = atomic_load(&g_tab[i].phase);
+    if (ph <= 0) return SCALENE_LOCATE_UNATTRIBUTED;
+    memcpy(loc->file, PHASE_FILE, sizeof PHASE_FILE);
+    loc->line = (uint32_t)ph;
+    return SCALENE_LOCATE_FOUND;
+  }
+  return SCALENE_LOCATE_SKIP;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * NSEC + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * NSEC + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ms(unsigned ms) {
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* Burns ns of this thread's CPU time in user mode (the clock is read every
+ * few tens of microseconds). */
+__attribute__((noinline)) void spin_cpu(uint64_t ns) {
+  uint64_t end = thread_cpu_ns() + ns;
+  volatile double x = 1.0;
+  while (thread_cpu_ns() < end)
+    for (int i = 0; i < 20000; i++) x = x * 1.0000001 + 1e-9;
+}
+
+/* Burns ns of CPU time mostly inside libm (a "system" object), loaded with
+ * dlopen so that the test needs no -lm (and no sanitizer interposes it). */
+__attribute__((noinline)) void spin_libm(uint64_t ns) {
+  void *h = dlopen("libm.so.6", RTLD_NOW);
+  if (h == NULL) fail_msg("dlopen(libm.so.6): %s", dlerror());
+  double (*fsin)(double) = (double (*)(double))dlsym(h, "sin");
+  double (*fcos)(double) = (double (*)(double))dlsym(h, "cos");
+  assert_non_null(fsin);
+  assert_non_null(fcos);
+  uint64_t end = thread_cpu_ns() + ns;
+  volatile double x = 0.5, acc = 0.0;
+  while (thread_cpu_ns() < end)
+    for (int i = 0; i < 2000; i++) acc += fsin(x + i * 1e-6) + fcos(x - i * 1e-6);
+  dlclose(h);
+}
+
+static double phase_sec(const scalene_profile_t *p, int phase, int kind) {
+  const scalene_line_stats_t *l = scalene_profile_find_line(p, PHASE_FILE, (uint32_t)phase);
+  if (l == NULL) return 0.0;
+  if (kind >= 0) return l->cpu_sec[kind];
+  return l->cpu_sec[0] + l->cpu_sec[1] + l->cpu_sec[2];
+}
+
+static scalene_sampler_t *make_sampler(scalene_profile_t *p, uint64_t interval_ns,
+                                       unsigned flags, const void *interp) {
+  scalene_sampler_options_t o;
+  scalene_sampler_options_init(&o);
+  o.interval_ns = interval_ns;
+  o.flags = flags;
+  o.locator = phase_locator;
+  o.interpreter_addr = interp;
+  scalene_sampler_t *s = NULL;
+  scalene_error_t err;
+  int rc = scalene_sampler_new(&o, p, &s, &err);
+  if (rc != 0) fail_msg("scalene_sampler_new: %s", err.text);
+  return s;
+}
+
+static void start_ok(scalene_sampler_t *s) {
+  scalene_error_t err;
+  memset(&err, 0, sizeof err);
+  int rc = scalene_sampler_start(s, &err);
+  if (rc != 0) fail_msg("scalene_sampler_start: %d %s", rc, err.text);
+}
+
+static scalene_sampler_stats_t stats_of(scalene_sampler_t *s) {
+  scalene_sampler_stats_t st;
+  memset(&st, 0, sizeof st);
+  st.size = sizeof st;
+  assert_int_equal(scalene_sampler_get_stats(s, &st), 0);
+  return st;
+}
+
+static void assert_near(double got, double want, double tol, const char *what) {
+  if (fabs(got - want) > tol)
+    fail_msg("%s: got %.4f, want %.4f +- %.4f", what, got, want, tol);
+}
+
+/* ------------------------------------------------------------ options */
+
+static void test_options(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  assert_non_null(p);
+  scalene_sampler_options_t o;
+  scalene_sampler_options_init(&o);
+  assert_int_equal(o.size, sizeof o);
+  assert_int_equal(o.interval_ns, 10 * MS);
+  assert_int_equal(o.signum, SIGRTMIN + 4);
+  assert_int_equal(o.ring_capacity, 512);
+  assert_null(o.locator);
+
+  scalene_sampler_t *s = (scalene_sampler_t *)1;
+  scalene_error_t err;
+  assert_int_equal(scalene_sampler_new(&o, p, &s, &err), SCALENE_EINVAL);
+  assert_null(s);
+  assert_non_null(strstr(err.text, "locator"));
+
+  o.locator = phase_locator;
+  o.interval_ns = 999;
+  assert_int_equal(scalene_sampler_new(&o, p, &s, &err), SCALENE_EINVAL);
+  assert_non_null(strstr(err.text, "interval_ns"));
+  o.interval_ns = 10 * NSEC + 1;
+  assert_int_equal(scalene_sampler_new(&o, p, &s, &err), SCALENE_EINVAL);
+  assert_non_null(strstr(err.text, "interval_ns"));
+  o.interval_ns = 1000;
+
+  int bad[] = {0, -1, SIGKILL, SIGSTOP, SIGRTMAX + 1};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    o.signum = bad[i];
+    assert_int_equal(scalene_sampler_new(&o, p, &s, &err), SCALENE_EINVAL);
+    assert_non_null(strstr(err.text, "signum"));
+  }
+  o.signum = SIGRTMIN + 4;
+  assert_int_equal(scalene_sampler_new(&o, p, &s, &err), 0);
+  assert_non_null(s);
+  assert_int_equal(scalene_sampler_stop(s), SCALENE_ESTATE);
+
+  /* Only one sampler runs at a time. */
+  scalene_sampler_t *s2 = NULL;
+  o.signum = SIGRTMIN + 6;
+  assert_int_equal(scalene_sampler_new(&o, p, &s2, &err), 0);
+  start_ok(s);
+  assert_int_equal(scalene_sampler_start(s, &err), SCALENE_ESTATE);
+  assert_int_equal(scalene_sampler_start(s2, &err), SCALENE_ESTATE);
+  assert_int_equal(scalene_sampler_stop(s), 0);
+  scalene_sampler_free(s2);
+  scalene_sampler_free(s);
+  scalene_profile_free(p);
+}
+
+/* ------------------------------------------------------------ (a) shares */
+
+/* 600 ms then 200 ms of CPU in one thread, interval 2 ms.  The A->B change
+ * moves at most g from A to B, the end loses at most g of B, so A/(A+B)
+ * lies in [(600-g)/(800-g), 600/(800-g)]: for g = 6 ms [74.8 %, 75.6 %],
+ * and the +-3 points asserted hold up to g = 20 ms ([72.4 %, 76.9 %]). */
+static void test_phase_shares(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  scalene_sampler_t *s = make_sampler(p, 2 * MS, 0, NULL);
+  start_ok(s);
+  set_phase(1);
+  spin_cpu(600 * MS);
+  set_phase(2);
+  spin_cpu(200 * MS);
+  set_phase(0);
+  assert_int_equal(scalene_sampler_stop(s), 0);
+  double a = phase_sec(p, 1, -1), b = phase_sec(p, 2, -1);
+  scalene_sampler_stats_t st = stats_of(s);
+  print_message("    A %.4f s, B %.4f s, share %.2f %%, %llu samples, %llu dropped\n", a, b,
+                100.0 * a / (a + b), (unsigned long long)st.samples,
+                (unsigned long long)st.dropped);
+  assert_true(a + b > 0.0);
+  assert_near(100.0 * a / (a + b), 75.0, 3.0, "share of phase A (%)");
+  /* The weights are CPU time: the two phases sum to 0.8 s less the tail. */
+  assert_near(a + b, 0.800, 0.025, "A + B seconds");
+  /* The test program is neither the interpreter nor a system library. */
+  assert_true(phase_sec(p, 1, SCALENE_CPU_PYTHON) == 0.0);
+  assert_true(phase_sec(p, 1, SCALENE_CPU_NATIVE) > 0.9 * a);
+  assert_int_equal(st.dropped, 0);
+  scalene_sampler_free(s);
+  scalene_profile_free(p);
+}
+
+/* ------------------------------------------------------------ (b) threads */
+
+#define N_SPIN_THREADS 3
+static _Atomic int g_go;
+static _Atomic int g_ready;
+
+typedef struct spin_arg {
+  int phase;
+  uint64_t ns;
+  uint64_t truth_ns;
+} spin_arg_t;
+
+static void *spin_thread(void *argp) {
+  spin_arg_t *a = argp;
+  set_phase(a->phase);
+  atomic_fetch_add(&g_ready, 1);
+  while (!atomic_load(&g_go)) sleep_ms(1);
+  uint64_t c0 = thread_cpu_ns();
+  spin_cpu(a->ns);
+  a->truth_ns = thread_cpu_ns() - c0;
+  set_phase(0);
+  return NULL;
+}
+
+/* Threads started after start spin 400, 550 and 700 ms of CPU.  Each loses
+ * at most its tail (g) and gains at most the CPU it used between being
+ * armed and starting to spin (well under 1 ms): for g = 6 ms at most 1.5 %
+ * of 400 ms; the +-5 % asserted (20 ms) holds up to g = 19 ms. */
+static void test_threads(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  scalene_sampler_t *s = make_sampler(p, 2 * MS, 0, NULL);
+  start_ok(s);
+  set_phase(0);
+  uint64_t armed0 = stats_of(s).threads_armed;
+  atomic_store(&g_go, 0);
+  atomic_store(&g_ready, 0);
+  pthread_t th[N_SPIN_THREADS];
+  spin_arg_t args[N_SPIN_THREADS];
+  for (int i = 0; i < N_SPIN_THREADS; i++) {
+    args[i].phase = 10 + i;
+    args[i].ns = (uint64_t)(400 + 150 * i) * MS;
+    args[i].truth_ns = 0;
+    assert_int_equal(pthread_create(&th[i], NULL, spin_thread, &args[i]), 0);
+  }
+  /* Wait until the sampler has found the new threads. */
+  uint64_t deadline = mono_ns() + 2 * NSEC;
+  while ((atomic_load(&g_ready) < N_SPIN_THREADS ||
+          stats_of(s).threads_armed < armed0 + N_SPIN_THREADS) &&
+         mono_ns() < deadline)
+    sleep_ms(1);
+  assert_true(stats_of(s).threads_armed >= armed0 + N_SPIN_THREADS);
+  atomic_store(&g_go, 1);
+  for (int i = 0; i < N_SPIN_THREADS; i++) pthread_join(th[i], NULL);
+  assert_int_equal(scalene_sampler_stop(s), 0);
+  for (int i = 0; i < N_SPIN_THREADS; i++) {
+    double got = phase_sec(p, 10 + i, -1);
+    double truth = (double)args[i].truth_ns * 1e-9;
+    print_message("    thread %d: sampled %.4f s, own clock %.4f s\n", i, got, truth);
+    assert_near(got, truth, 0.05 * truth, "thread seconds");
+  }
+  scalene_sampler_free(s);
+  scalene_profile_free(p);
+}
+
+/* ------------------------------------------------------------ (c) off-CPU */
+
+/* 300 ms asleep, interval 10 ms, the sampler's tick 10 ms: the off-CPU
+ * accumulator is charged where the thread is at the tick that crosses the
+ * interval, so each end of the sleep moves at most ~2 ticks (20 ms), under
+ * the +-50 ms asserted. */
+static void test_offcpu(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  scalene_sampler_t *s = make_sampler(p, 10 * MS, SCALENE_SAMPLER_OFFCPU, NULL);
+  start_ok(s);
+  set_phase(20);
+  sleep_ms(300);
+  set_phase(0);
+  assert_int_equal(scalene_sampler_stop(s), 0);
+  double sys = phase_sec(p, 20, SCALENE_CPU_SYSTEM);
+  double user = phase_sec(p, 20, SCALENE_CPU_PYTHON) + phase_sec(p, 20, SCALENE_CPU_NATIVE);
+  scalene_sampler_stats_t st = stats_of(s);
+  print_message("    asleep: system %.4f s, python+native %.4f s, %llu off-CPU samples\n", sys,
+                user, (unsigned long long)st.offcpu_samples);
+  assert_near(sys, 0.300, 0.050, "off-CPU system seconds");
+  assert_true(user < 0.005);
+  assert_true(st.offcpu_samples > 0);
+  scalene_sampler_free(s);
+  scalene_profile_free(p);
+}
+
+/* ------------------------------------------------------------ (d) busy signal */
+
+static void dummy_handler(int sig) { (void)sig; }
+
+static void check_busy(int sig, const char *want) {
+  struct sigaction sa, cur;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = dummy_handler;
+  sigemptyset(&sa.sa_mask);
+  assert_int_equal(sigaction(sig, &sa, NULL), 0);
+
+  scalene_profile_t *p = scalene_profile_new();
+  scalene_sampler_options_t o;
+  scalene_sampler_options_init(&o);
+  o.signum = sig;
+  o.locator = phase_locator;
+  scalene_sampler_t *s = NULL;
+  scalene_error_t err;
+  assert_int_equal(scalene_sampler_new(&o, p, &s, &err), 0);
+  memset(&err, 0, sizeof err);
+  assert_int_equal(scalene_sampler_start(s, &err), SCALENE_EBUSY);
+  print_message("    %s\n", err.text);
+  if (strstr(err.text, want) == NULL) fail_msg("message '%s' lacks '%s'", err.text, want);
+  assert_non_null(strstr(err.text, "already has a handler"));
+  assert_int_equal(sigaction(sig, NULL, &cur), 0);
+  assert_true(cur.sa_handler == dummy_handler);
+  assert_int_equal(scalene_sampler_stop(s), SCALENE_ESTATE);
+  scalene_sampler_free(s);
+  scalene_profile_free(p);
+  signal(sig, SIG_DFL);
+}
+
+static void test_busy_signal(void **state) {
+  (void)state;
+  char want[64];
+  snprintf(want, sizeof want, "SIGPROF (%d)", SIGPROF);
+  check_busy(SIGPROF, want);
+  snprintf(want, sizeof want, "SIGRTMIN+5 (%d)", SIGRTMIN + 5);
+  check_busy(SIGRTMIN + 5, want);
+}
+
+/* ------------------------------------------------------------ (e) whole reads */
+
+static void test_reads_whole(void **state) {
+  (void)state;
+  enum { N = 2000, SZ = 1 << 20 };
+  char *buf = malloc(SZ);
+  assert_non_null(buf);
+  FILE *f = fopen("/dev/zero", "rb");
+  assert_non_null(f);
+  int fd = fileno(f);
+  scalene_profile_t *p = scalene_profile_new();
+  scalene_sampler_t *s = make_sampler(p, 1 * MS, 0, NULL);
+  start_ok(s);
+  set_phase(30);
+  int short_reads = 0;
+  for (int i = 0; i < N; i++) {
+    ssize_t r = read(fd, buf, SZ);
+    if (r != SZ) short_reads++;
+  }
+  set_phase(0);
+  assert_int_equal(scalene_sampler_stop(s), 0);
+  fclose(f);
+  free(buf);
+  scalene_sampler_stats_t st = stats_of(s);
+  double sys = phase_sec(p, 30, SCALENE_CPU_SYSTEM), all = phase_sec(p, 30, -1);
+  print_message("    %d short reads, %llu samples, %.4f s of which system %.4f s\n", short_reads,
+                (unsigned long long)st.samples, all, sys);
+  assert_int_equal(short_reads, 0);
+  assert_true(st.samples > 0);
+  scalene_sampler_free(s);
+  scalene_profile_free(p);
+}
+
+/* ------------------------------------------------------------ system share */
+
+typedef struct split_arg {
+  double truth_sys_frac;
+} split_arg_t;
+
+static double tv_sec(struct timeval tv) { return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6; }
+
+/* A fresh thread (no user-mode history) reads /dev/zero for 250 ms of CPU
+ * time: mostly kernel work.  Its own rusage over the loop is the truth. */
+static void *split_thread(void *argp) {
+  split_arg_t *a = argp;
+  enum { SZ = 1 << 20 };
+  char *buf = malloc(SZ);
+  int fd = open("/dev/zero", O_RDONLY);
+  if (buf == NULL || fd < 0) return NULL;
+  set_phase(35);
+  struct rusage r0, r1;
+  getrusage(RUSAGE_THREAD, &r0);
+  uint64_t end = thread_cpu_ns() + 250 * MS;
+  while (thread_cpu_ns() < end)
+    if (read(fd, buf, SZ) != SZ) break;
+  getrusage(RUSAGE_THREAD, &r1);
+  set_phase(0);
+  double du = tv_sec(r1.ru_utime) - tv_sec(r0.ru_utime);
+  double ds = tv_sec(r1.ru_stime) - tv_sec(r0.ru_stime);
+  a->truth_sys_frac = du + ds > 0 ? ds / (du + ds) : -1.0;
+  close(fd);
+  free(buf);
+  return NULL;
+}
+
+/* The system share of each sample is the thread's Δstime/(Δutime+Δstime)
+ * since its previous sample, so over the loop the sampled share follows the
+ * thread's own rusage split.  The kernel keeps utime/stime from tick
+ * sampling and rescales them to the exact runtime, so single deltas are
+ * noisy (a few ms either way); over ~60 samples the share stays within
+ * 15 points of the truth. */
+static void test_system_share(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  scalene_sampler_t *s = make_sampler(p, 2 * MS, 0, NULL);
+  start_ok(s);
+  split_arg_t a = {-1.0};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, split_thread, &a), 0);
+  pthread_join(th, NULL);
+  assert_int_equal(scalene_sampler_stop(s), 0);
+  double sys = phase_sec(p, 35, SCALENE_CPU_SYSTEM), all = phase_sec(p, 35, -1);
+  print_message("    reads: %.4f s sampled, system share %.1f %%, own rusage %.1f %%\n", all,
+                all > 0 ? 100.0 * sys / all : 0.0, 100.0 * a.truth_sys_frac);
+  assert_true(a.truth_sys_frac >= 0.0);
+  assert_true(all > 0.2);
+  assert_near(100.0 * sys / all, 100.0 * a.truth_sys_frac, 15.0, "system share (%)");
+  scalene_sampler_free(s);
+  scalene_profile_free(p);
+}
+
+/* ------------------------------------------------------------ (f) restart */
+
+static void test_restart(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  scalene_sampler_t *s = make_sampler(p, 2 * MS, 0, NULL);
+  int sig = SIGRTMIN + 4;
+  for (int round = 0; round < 2; round++) {
+    uint64_t before = stats_of(s).samples;
+    start_ok(s);
+    struct sigaction cur;
+    sigaction(sig, NULL, &cur);
+    assert_true((cur.sa_flags & SA_SIGINFO) && (cur.sa_flags & SA_RESTART));
+    assert_true(stats_of(s).threads_live >= 1);
+    set_phase(40 + round);
+    spin_cpu(60 * MS);
+    set_phase(0);
+    assert_int_equal(scalene_sampler_stop(s), 0);
+    assert_int_equal(scalene_sampler_stop(s), SCALENE_ESTATE);
+    assert_true(stats_of(s).samples > before);
+    assert_int_equal(stats_of(s).threads_live, 0);
+    assert_true(phase_sec(p, 40 + round, -1) > 0.03);
+    sigaction(sig, NULL, &cur);
+    assert_false(cur.sa_flags & SA_SIGINFO);
+    assert_true(cur.sa_handler == SIG_DFL);
+  }
+  scalene_sampler_free(s);
+  scalene_profile_free(p);
+}
+
+/* ------------------------------------------------------------ (g) fork */
+
+static void test_fork(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  scalene_sampler_t *s = make_sampler(p, 2 * MS, 0, NULL);
+  start_ok(s);
+  set_phase(50);
+  spin_cpu(20 * MS);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    /* The child: not running here, no thread, no timers; it may start again. */
+    spin_cpu(20 * MS);
+    if (scalene_sampler_stop(s) != SCALENE_ESTATE) _exit(2);
+    scalene_error_t err;
+    if (scalene_sampler_start(s, &err) != 0) _exit(3);
+    uint64_t before = stats_of(s).samples;
+    set_phase(51);
+    spin_cpu(40 * MS);
+    if (scalene_sampler_stop(s) != 0) _exit(4);
+    if (stats_of(s).samples <= before) _exit(5);
+    _exit(0);
+  }
+  spin_cpu(20 * MS);
+  int status = 0;
+  pid_t w = 0;
+  uint64_t deadline = mono_ns() + 5 * NSEC;
+  while ((w = waitpid(pid, &status, WNOHANG)) == 0 && mono_ns() < deadline) sleep_ms(5);
+  if (w == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    fail_msg("the child did not exit within 5 s");
+  }
+  assert_int_equal(w, pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  set_phase(0);
+  assert_int_equal(scalene_sampler_stop(s), 0);
+  assert_true(phase_sec(p, 50, -1) > 0.02);
+  scalene_sampler_free(s);
+  scalene_profile_free(p);
+}
+
+/* ------------------------------------------------------------ thread life cycle */
+
+static _Atomic int g_release;
+
+static void *blocking_thread(void *arg) {
+  (void)arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, NULL);
+  atomic_fetch_add(&g_ready, 1);
+  while (!atomic_load(&g_release)) sleep_ms(1);
+  return NULL;
+}
+
+static void *unknown_thread(void *arg) {
+  (void)arg;
+  spin_cpu(60 * MS); /* never sets a phase: the locator skips it */
+  return NULL;
+}
+
+/* A thread that blocks the signal is not armed (its signal would stay
+ * pending, and stop would wait for it); a thread that ends is retired;
+ * samples the locator skips are counted; stop returns promptly. */
+static void test_thread_lifecycle(void **state) {
+  (void)state;
+  atomic_store(&g_ready, 0);
+  atomic_store(&g_release, 0);
+  pthread_t blocker, other;
+  assert_int_equal(pthread_create(&blocker, NULL, blocking_thread, NULL), 0);
+  while (atomic_load(&g_ready) < 1) sleep_ms(1);
+
+  scalene_profile_t *p = scalene_profile_new();
+  scalene_sampler_t *s = make_sampler(p, 2 * MS, 0, NULL);
+  start_ok(s);
+  scalene_sampler_stats_t st = stats_of(s);
+  assert_int_equal(st.threads_live, 1); /* this thread only */
+  uint64_t armed0 = st.threads_armed;
+
+  assert_int_equal(pthread_create(&other, NULL, unknown_thread, NULL), 0);
+  pthread_join(other, NULL);
+  uint64_t deadline = mono_ns() + 2 * NSEC;
+  while (stats_of(s).threads_live != 1 && mono_ns() < deadline) sleep_ms(1);
+  st = stats_of(s);
+  assert_int_equal(st.threads_live, 1);
+  assert_int_equal(st.threads_armed, armed0 + 1);
+  assert_true(st.skipped > 0);
+
+  uint64_t t0 = mono_ns();
+  assert_int_equal(scalene_sampler_stop(s), 0);
+  uint64_t took = mono_ns() - t0;
+  print_message("    stop took %.1f ms, %llu skipped\n", (double)took / 1e6,
+                (unsigned long long)st.skipped);
+  assert_true(took < 150 * MS);
+  struct sigaction cur;
+  sigaction(SIGRTMIN + 4, NULL, &cur);
+  assert_true(!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL);
+  atomic_store(&g_release, 1);
+  pthread_join(blocker, NULL);
+  scalene_sampler_free(s);
+  scalene_profile_free(p);
+}
+
+/* ------------------------------------------------------------ Python vs native */
+
+/* With the test program itself as the "interpreter", its own loop is Python,
+ * and time inside libm called from it is Python too (decided by the caller);
+ * with the interpreter elsewhere, the same loop is native. */
+static void test_classify(void **state) {
+  (void)state;
+  /* libm must be loaded when the code map is built (at start). */
+  void *libm = dlopen("libm.so.6", RTLD_NOW);
+  assert_non_null(libm);
+  scalene_profile_t *p = scalene_profile_new();
+  scalene_sampler_t *s = make_sampler(p, 2 * MS, 0, (const void *)&spin_cpu);
+  start_ok(s);
+  set_phase(60);
+  spin_cpu(150 * MS);
+  set_phase(61);
+  spin_libm(150 * MS);
+  set_phase(0);
+  assert_int_equal(scalene_sampler_stop(s), 0);
+  scalene_sampler_free(s);
+
+  s = make_sampler(p, 2 * MS, 0, (const void *)&scalene_version);
+  start_ok(s);
+  set_phase(62);
+  spin_cpu(150 * MS);
+  set_phase(0);
+  assert_int_equal(scalene_sampler_stop(s), 0);
+  scalene_sampler_free(s);
+
+  for (int ph = 60; ph <= 62; ph++)
+    print_message("    phase %d: python %.4f native %.4f system %.4f\n", ph,
+                  phase_sec(p, ph, SCALENE_CPU_PYTHON), phase_sec(p, ph, SCALENE_CPU_NATIVE),
+                  phase_sec(p, ph, SCALENE_CPU_SYSTEM));
+  assert_true(phase_sec(p, 60, SCALENE_CPU_PYTHON) > 0.9 * phase_sec(p, 60, -1));
+  assert_true(phase_sec(p, 61, SCALENE_CPU_PYTHON) > 0.8 * phase_sec(p, 61, -1));
+  assert_true(phase_sec(p, 62, SCALENE_CPU_NATIVE) > 0.9 * phase_sec(p, 62, -1));
+  assert_true(phase_sec(p, 62, SCALENE_CPU_PYTHON) == 0.0);
+  scalene_profile_free(p);
+  dlclose(libm);
+}
+
+/* ------------------------------------------------------------ (h) safe_read */
+
+static void test_safe_read(void **state) {
+  (void)state;
+  long pg = sysconf(_SC_PAGESIZE);
+  char *m = mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  assert_true(m != MAP_FAILED);
+  memset(m, 'x', (size_t)pg * 2);
+  char dst[64];
+  assert_int_equal(scalene_safe_read(dst, m + pg - 8, 16), 0);
+  assert_memory_equal(dst, "xxxxxxxxxxxxxxxx", 16);
+  assert_int_equal(munmap(m + pg, (size_t)pg), 0);
+  /* Wholly unmapped, and partly unmapped. */
+  assert_int_equal(scalene_safe_read(dst, m + pg, 8), -1);
+  assert_int_equal(scalene_safe_read(dst, m + pg - 8, 16), -1);
+  assert_int_equal(scalene_safe_read(dst, (const void *)8, 8), -1);
+  assert_int_equal(munmap(m, (size_t)pg), 0);
+}
+
+/* ------------------------------------------------------------ (i) symbolize */
+
+static void test_symbolize(void **state) {
+  (void)state;
+  scalene_location_t loc;
+  assert_int_equal(scalene_symbolize((uintptr_t)&scalene_version + 1, &loc), 0);
+  assert_string_equal(loc.function, "scalene_version");
+  assert_int_equal(scalene_symbolize(0, &loc), SCALENE_EINVAL);
+
+  assert_int_equal(scalene_symbolize((uintptr_t)&spin_cpu + 4, &loc), 0);
+  print_message("    spin_cpu: %s:%u in %s (first line %u)\n", loc.file, (unsigned)loc.line,
+                loc.function, (unsigned)loc.function_line);
+#ifdef HAVE_LIBDW
+  assert_string_equal(loc.function, "spin_cpu");
+  const char *base = strrchr(loc.file, '/');
+  assert_non_null(base);
+  assert_string_equal(base + 1, "test_sampler.c");
+  assert_true(loc.line > 0);
+  assert_true(loc.function_line > 0 && loc.function_line <= loc.line);
+#else
+  /* dladdr only sees the dynamic symbol table. */
+  assert_non_null(strstr(loc.file, "test_sampler"));
+#endif
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_options),     cmocka_unit_test(test_safe_read),
+      cmocka_unit_test(test_symbolize),   cmocka_unit_test(test_busy_signal),
+      cmocka_unit_test(test_phase_shares), cmocka_unit_test(test_threads),
+      cmocka_unit_test(test_offcpu),      cmocka_unit_test(test_reads_whole),
+      cmocka_unit_test(test_restart),     cmocka_unit_test(test_fork),
+      cmocka_unit_test(test_classify),    cmocka_unit_test(test_thread_lifecycle),
+      cmocka_unit_test(test_system_share),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
