@@ -1,0 +1,456 @@
+"""The command line: ``scalene run …``, ``scalene view …``, ``--version``.
+
+``python3 -m scalene`` and the ``scalene`` console script both call main(),
+which returns the exit status:
+
+  0..255  run: the program's own exit status
+  1       scalene: error: … (cannot start profiling, cannot read a profile,
+          the legacy form without a verb)
+  2       usage errors: unknown or malformed option, missing program, script
+          or module not found
+
+See docs/cli.md for every option and where we differ from Scalene on
+purpose.  Unlike Scalene, an unknown option before the program is an error
+(never handed to the program), abbreviations are not accepted, and -o keeps
+the file name exactly as given.
+"""
+
+import argparse
+import os
+import shlex
+import sys
+
+from scalene import __version__
+
+PROG = "scalene"
+DEFAULT_OUTFILE = "scalene-profile.json"
+DEFAULT_THRESHOLD = 1.0
+
+RUN_USAGE = (
+    "%(prog)s [options] prog.py [--- prog_args ...]\n"
+    "       %(prog)s [options] -m module [module_args ...]"
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with our error format: usage, then 'scalene run: error: …'."""
+
+    def __init__(self, *a, **kw):
+        kw.setdefault("allow_abbrev", False)
+        super().__init__(*a, **kw)
+
+
+def _error(msg, status=1):
+    """Prints 'scalene: error: msg' (one line) and returns status."""
+    _stderr("%s: error: %s\n" % (PROG, " ".join(str(msg).split())))
+    return status
+
+
+def _stderr(text):
+    stream = sys.stderr if sys.stderr is not None else sys.__stderr__
+    if stream is None:
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        stream = sys.__stderr__
+        if stream is not None and stream is not sys.stderr:
+            try:
+                stream.write(text)
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+
+
+def _positive_seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number" % text) from None
+    if not (0 < value <= 10):
+        raise argparse.ArgumentTypeError(
+            "%s must be more than 0 and at most 10 seconds" % text)
+    return value
+
+
+def _percent(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number" % text) from None
+    if not (0 <= value <= 100):
+        raise argparse.ArgumentTypeError("%s is not between 0 and 100" % text)
+    return value
+
+
+# ---------------------------------------------------------------- top level
+
+def top_parser():
+    p = Parser(
+        prog=PROG,
+        usage="%(prog)s [-h] [--version] {run,view} ...",
+        description="Scalene-compatible line-level CPU profiler for Python, "
+                    "built on libscaleneprof.",
+        epilog="Run `%(prog)s run -h` or `%(prog)s view -h` for a verb's options.",
+    )
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    p.add_argument("command", nargs="?", metavar="{run,view}",
+                   help="run: profile a program; view: show a saved profile")
+    return p
+
+
+def version_text():
+    try:
+        from scalene import profiler
+        lib = profiler.load_core().library_version()
+    except Exception as e:  # --version works without the extension
+        lib = "unavailable: %s" % " ".join(str(e).split())
+    return "Scalene version %s (libscaleneprof %s)" % (__version__, lib)
+
+
+def main(argv=None):
+    """The entry point of `scalene` and `python3 -m scalene`; returns the
+    exit status."""
+    if argv is None:
+        argv = sys.argv[1:]
+    argv = list(argv)
+    if argv and argv[0] == "run":
+        return run_command(argv[1:])
+    if argv and argv[0] == "view":
+        return view_command(argv[1:])
+    if argv and argv[0] in ("-h", "--help"):
+        top_parser().print_help()
+        return 0
+    if argv and argv[0] == "--version":
+        if len(argv) > 1:
+            top_parser().error("--version takes no other arguments")
+        print(version_text())
+        return 0
+    if not argv:
+        top_parser().print_usage(sys.stderr)
+        return _error("a verb is required: run or view", 2)
+    if _looks_like_legacy(argv):
+        return _error("did you mean `%s run %s`?" % (PROG, _legacy_suggestion(argv)))
+    top_parser().print_usage(sys.stderr)
+    if argv[0].startswith("-"):
+        return _error("unrecognized option %r: options of run and view go after "
+                      "the verb, as in `%s run %s …`" % (argv[0], PROG, argv[0]), 2)
+    return _error("unknown verb %r: use run or view" % argv[0], 2)
+
+
+def _looks_like_legacy(argv):
+    """Scalene 1.x form: `scalene [options] prog.py …` or `scalene -m mod`."""
+    for a in argv:
+        if a in ("-m", "---") or a.endswith(".py"):
+            return True
+    return not argv[0].startswith("-") and os.path.exists(argv[0])
+
+
+def _legacy_suggestion(argv):
+    out = []
+    for i, a in enumerate(argv):
+        out.append(a)
+        if a.endswith(".py") and not (i > 0 and argv[i - 1] == "-m"):
+            rest = argv[i + 1:]
+            if rest and rest[0] != "---":
+                out.append("---")
+            out.extend(rest)
+            break
+    return shlex.join(out)
+
+
+# ---------------------------------------------------------------- run
+
+def run_parser():
+    p = Parser(
+        prog="%s run" % PROG,
+        usage=RUN_USAGE,
+        description="Profile a Python program and save the profile as JSON "
+                    "(Scalene's format). Everything after the program path, or "
+                    "after ---, is the program's own.",
+    )
+    p.add_argument("-o", "--outfile", default=DEFAULT_OUTFILE, metavar="FILE",
+                   help="where to save the profile, kept exactly as given "
+                        "(default: %(default)s)")
+    p.add_argument("--cpu-only", "--cpu", dest="cpu_only", action="store_true",
+                   help="profile CPU time only (the only kind this version measures)")
+    p.add_argument("--memory", action="store_true",
+                   help="memory profiling: not available yet in this version "
+                        "(a note is printed; CPU is profiled)")
+    p.add_argument("--gpu", action="store_true",
+                   help="GPU profiling: not available yet in this version "
+                        "(a note is printed; CPU is profiled)")
+    p.add_argument("--cpu-sampling-rate", type=_positive_seconds, default=0.01,
+                   metavar="SEC",
+                   help="mean CPU time between samples, in seconds, more than 0 "
+                        "and at most 10 (default: %(default)s)")
+    p.add_argument("--use-virtual-time", action="store_true",
+                   help="measure CPU time only: no samples of time spent off "
+                        "the CPU (waiting, I/O, sleeping)")
+    p.add_argument("--profile-all", action="store_true",
+                   help="profile all code, not only the program's directory tree "
+                        "(the standard library and site-packages included)")
+    p.add_argument("--profile-only", default="", metavar="S1,S2",
+                   help="profile only files whose path contains one of these substrings")
+    p.add_argument("--profile-exclude", default="", metavar="S1,S2",
+                   help="do not profile files whose path contains one of these substrings")
+    p.add_argument("--program-path", default="", metavar="DIR",
+                   help="the root of the code to profile (default: the "
+                        "program's directory; for -m, its top-level package)")
+    p.add_argument("--reduced-profile", action="store_true",
+                   help="save only lines that have data")
+    p.add_argument("--cpu-percent-threshold", type=_percent, default=DEFAULT_THRESHOLD,
+                   metavar="PCT",
+                   help="files and functions below PCT %% of the time are left out "
+                        "of the terminal view; carried into the view command "
+                        "printed after the run (default: %(default)s)")
+    onoff = p.add_mutually_exclusive_group()
+    onoff.add_argument("--on", dest="off", action="store_false",
+                       help="start with profiling on (the default)")
+    onoff.add_argument("--off", dest="off", action="store_true",
+                       help="start with profiling off; the program turns it on "
+                            "with scalene.scalene_profiler.start()")
+    p.add_argument("-m", dest="module", metavar="module",
+                   help="run a library module as a script, as python3 -m does")
+    p.set_defaults(off=False)
+    return p
+
+
+def split_run_args(parser, argv):
+    """Splits `run`'s arguments into (ours, program) at the program.
+
+    The program starts at the first argument that is neither an option of
+    ours nor the value of one: a script path (`---` right after it is
+    dropped), `-m module`, or whatever follows `---` or `--`.  Everything
+    from there on is the program's, untouched.  An unknown option before
+    the program stays in `ours`, where argparse rejects it.
+
+    Returns (ours, kind, target, program_args); kind is None if there is no
+    program.
+    """
+    value_options = {opt: action.nargs != 0
+                     for action in parser._actions for opt in action.option_strings}
+    ours = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("---", "--"):
+            rest = argv[i + 1:]
+            if not rest:
+                return ours, None, None, []
+            if rest[0] == "-m":
+                if len(rest) < 2:
+                    return ours + ["-m"], None, None, []
+                return ours, "module", rest[1], rest[2:]
+            if rest[0].startswith("-m") and len(rest[0]) > 2 and not rest[0].startswith("--"):
+                return ours, "module", rest[0][2:], rest[1:]
+            return ours, "script", rest[0], rest[1:]
+        if a == "-m":
+            if i + 1 >= len(argv):
+                return ours + ["-m"], None, None, []
+            return ours, "module", argv[i + 1], argv[i + 2:]
+        if a.startswith("-m") and not a.startswith("--"):
+            return ours, "module", a[2:], argv[i + 1:]
+        if a.startswith("-") and a != "-":
+            if a.startswith("--"):
+                name, has_value = a.split("=", 1)[0], "=" in a
+            else:
+                name, has_value = a[:2], len(a) > 2
+            ours.append(a)
+            if value_options.get(name) and not has_value and i + 1 < len(argv):
+                ours.append(argv[i + 1])
+                i += 1
+            i += 1
+            continue
+        rest = argv[i + 1:]
+        if rest[:1] == ["---"]:
+            rest = rest[1:]
+        return ours, "script", a, rest
+    return ours, None, None, []
+
+
+def run_command(argv):
+    from scalene import runner
+
+    parser = run_parser()
+    ours, kind, target, prog_args = split_run_args(parser, argv)
+    options = parser.parse_args(ours)
+    if kind is None:
+        parser.print_usage(sys.stderr)
+        return _error("no program to run: give a script path or -m module", 2)
+    if kind == "module" and not target:
+        parser.print_usage(sys.stderr)
+        return _error("-m needs a module name", 2)
+    if options.program_path and not os.path.isdir(options.program_path):
+        parser.print_usage(sys.stderr)
+        return _error("--program-path %r is not a directory" % options.program_path, 2)
+    if options.memory or options.gpu:
+        which = " and ".join(n for n, on in (("--memory", options.memory),
+                                             ("--gpu", options.gpu)) if on)
+        _stderr("Scalene: note: %s profiling is not available yet in this version; "
+                "profiling CPU only.\n" % which)
+
+    program = runner.Program(kind, target, prog_args)
+    if kind == "script":
+        try:
+            program.prepare()
+        except runner.RunError as e:
+            return _error(e, 2)
+
+    from scalene import profiler
+    try:
+        profiler.load_core()
+    except profiler.CoreUnavailable as e:
+        return _error(e, 1)
+
+    if kind == "module":
+        try:
+            program.prepare()
+        except runner.RunError as e:
+            return _error(e, 2)
+
+    program_path = program.default_program_path
+    if options.program_path:
+        program_path = os.path.abspath(options.program_path)
+
+    outfile = options.outfile
+    outfile_abs = os.path.abspath(outfile)  # the program may chdir
+    try:
+        session = profiler.Session(options, program_path)
+    except profiler.core_error_types() as e:
+        return _error(e, 1)
+
+    from scalene import scalene_profiler
+    import atexit
+    scalene_profiler._attach(session)
+    atexit.register(session.end)
+    try:
+        outcome = runner.execute(program, session, on=not options.off)
+    except runner.RunError as e:  # -m: runpy could not find the module
+        scalene_profiler._attach(None)
+        return _error(e, 2)
+    except profiler.core_error_types() as e:
+        scalene_profiler._attach(None)
+        return _error(e, 1)
+    finally:
+        session.end()
+    scalene_profiler._attach(None)
+
+    if session.is_forked_child:
+        return outcome.status
+    status = outcome.status
+    _flush_stdout()
+    try:
+        session.set_program(program.path or program.target, program.argv)
+        session.write(outfile_abs)
+    except profiler.core_error_types() as e:
+        reason = str(e)
+        if outfile not in reason and outfile_abs not in reason:
+            reason = "%s: %s" % (outfile, reason)
+        _error("cannot save the profile: %s" % reason)
+        status = status or 1
+    else:
+        _stderr(saved_message(outfile, options.cpu_percent_threshold))
+        if session.samples() == 0:
+            _stderr("Scalene: note: no samples were taken: the program did not run "
+                    "long enough to profile%s.\n"
+                    % (" or profiling was never turned on" if options.off else ""))
+    if outcome.interrupted:
+        runner.exit_by_sigint()
+    return status
+
+
+def saved_message(outfile, threshold=DEFAULT_THRESHOLD):
+    q = shlex.quote(outfile)
+    extra = ""
+    if threshold != DEFAULT_THRESHOLD:
+        extra = "--cpu-percent-threshold %g " % threshold
+    return ("Scalene: profile saved to %s\n"
+            "  To view in the terminal: python3 -m scalene view --cli %s%s\n"
+            "  To view: python3 -m scalene view %s%s\n" % (outfile, extra, q, extra, q))
+
+
+def _flush_stdout():
+    for stream in (sys.stdout, sys.__stdout__):
+        if stream is not None:
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+
+
+# ---------------------------------------------------------------- view
+
+def view_parser():
+    p = Parser(
+        prog="%s view" % PROG,
+        description="Show a saved profile (ours, or one written by Scalene "
+                    "1.5.16 or 2.x).",
+    )
+    p.add_argument("profile", nargs="?", default=DEFAULT_OUTFILE,
+                   help="the profile to show (default: %(default)s)")
+    p.add_argument("--cli", action="store_true",
+                   help="show the line-level table in the terminal")
+    p.add_argument("-r", "--reduced", action="store_true",
+                   help="show only the lines that have data")
+    p.add_argument("--cpu-percent-threshold", type=_percent, default=DEFAULT_THRESHOLD,
+                   metavar="PCT",
+                   help="leave out files and functions below PCT %% of the "
+                        "time (default: %(default)s)")
+    p.add_argument("--html", action="store_true",
+                   help="save the HTML view (not built yet in this version)")
+    p.add_argument("--standalone", action="store_true",
+                   help="self-contained HTML (not built yet in this version)")
+    return p
+
+
+def view_command(argv):
+    options = view_parser().parse_args(argv)
+    if options.html or options.standalone:
+        return _error("the HTML view is not built yet in this version; "
+                      "use `%s view --cli`" % PROG)
+    path = options.profile
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        return _error("can't open file '%s': [Errno %d] %s" % (path, e.errno, e.strerror))
+    from scalene import profiler
+    try:
+        core = profiler.load_core()
+    except profiler.CoreUnavailable as e:
+        return _error(e)
+    tty = _isatty(sys.stdout)
+    width = 132
+    if tty:
+        import shutil
+        width = max(80, shutil.get_terminal_size((132, 24)).columns)
+    try:
+        text = core.render_text(path, reduced=options.reduced, color=tty, width=width,
+                                cpu_percent_threshold=options.cpu_percent_threshold)
+    except core.Error as e:
+        return _error(e)
+    if not options.cli:
+        _stderr("Scalene: the HTML view is not built yet in this version; "
+                "showing the terminal view.\n")
+    try:
+        sys.stdout.write(text)
+        if text and not text.endswith("\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except OSError:
+            pass
+        return 1
+    return 0
+
+
+def _isatty(stream):
+    try:
+        return stream is not None and stream.isatty()
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,181 @@
+"""The bridge between the command line and the C extension scalene._core.
+
+This is the only module that imports scalene._core, and it does so lazily
+(load_core), so that the command line can report argument errors, and
+scalene.runner can run programs, where the extension is absent or broken.
+
+It also decides the default profiling scope (what counts as the user's
+code), which is policy of the command line, not of the library:
+
+* program_path: --program-path if given, else the script's directory, or for
+  ``-m pkg.mod`` the directory of the top-level package (``pkg/``), or of
+  the module file for a plain ``-m mod``.
+* exclude_prefixes: the interpreter's library directories (sysconfig's
+  stdlib, platstdlib, purelib and platlib, site.getsitepackages(), the user
+  site directory), each in its given and its symlink-resolved form.  A
+  prefix that contains program_path is left out, so that profiling a
+  program that lives inside site-packages (or the standard library) still
+  profiles that program; everything else in that prefix stays outside
+  program_path and so is still not user code.  A library directory inside
+  program_path (a virtualenv in the project directory) stays excluded.
+* own_prefix: this package's directory; our own code is never profiled.
+
+--profile-all lifts the program_path and exclude_prefixes limits (the
+library applies them); --profile-only / --profile-exclude are substring
+filters applied by the library.
+"""
+
+import os
+import site
+import sysconfig
+
+_core = None
+
+
+class CoreUnavailable(Exception):
+    """scalene._core cannot be imported; str() is the one-line reason."""
+
+
+def load_core():
+    """Imports scalene._core once; raises CoreUnavailable with the reason."""
+    global _core
+    if _core is None:
+        try:
+            from scalene import _core as core
+        except ImportError as e:
+            raise CoreUnavailable(" ".join(str(e).split()) or repr(e)) from None
+        _core = core
+    return _core
+
+
+def core_error_types():
+    """The exception types a failing _core call raises (for except clauses)."""
+    core = load_core()
+    return (core.Error,)
+
+
+def _is_under(path, prefix):
+    """True if path is prefix or lies inside it (both absolute)."""
+    prefix = prefix.rstrip(os.sep) or os.sep
+    return path == prefix or path.startswith(prefix + os.sep) or prefix == os.sep
+
+
+def library_prefixes():
+    """The interpreter's library directories, absolute, without duplicates."""
+    found = []
+    paths = sysconfig.get_paths()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        if paths.get(key):
+            found.append(paths[key])
+    try:
+        found.extend(site.getsitepackages())
+    except AttributeError:  # virtualenv's old site.py
+        pass
+    try:
+        user_site = site.getusersitepackages()
+        if isinstance(user_site, str):
+            found.append(user_site)
+    except AttributeError:
+        pass
+    out = []
+    for p in found:
+        for q in (os.path.abspath(p), os.path.realpath(p)):
+            if q not in out:
+                out.append(q)
+    return out
+
+
+def own_prefix():
+    """The directory of this package."""
+    return os.path.dirname(os.path.abspath(__file__))
+
+
+def default_scope(program_path):
+    """(program_path, exclude_prefixes) for an absolute program_path."""
+    real = os.path.realpath(program_path)
+    excludes = [
+        p for p in library_prefixes()
+        if not _is_under(program_path, p) and not _is_under(real, p)
+    ]
+    return program_path, tuple(excludes)
+
+
+def split_list(value):
+    """'a,b,,c' -> ('a', 'b', 'c'): the --profile-only/-exclude syntax."""
+    if not value:
+        return ()
+    return tuple(s for s in (part.strip() for part in value.split(",")) if s)
+
+
+class Session:
+    """One profiling run: owns the _core.Profiler.
+
+    The runner calls begin() right before the program's first instruction
+    and end() right after its last one; scalene_profiler.start()/stop()
+    toggle the profiler in between.  write() saves the profile.  A forked
+    child does not write (it would overwrite the parent's file): profiling
+    of children comes later.
+    """
+
+    def __init__(self, options, program_path):
+        core = load_core()
+        path, excludes = default_scope(program_path)
+        self.options = options
+        self.program_path = path
+        self.exclude_prefixes = excludes
+        self.pid = os.getpid()
+        self.ended = False
+        self.profiler = core.Profiler(
+            interval=options.cpu_sampling_rate,
+            signum=0,
+            offcpu=not options.use_virtual_time,
+            program_path=path,
+            profile_all=options.profile_all,
+            profile_only=split_list(options.profile_only),
+            profile_exclude=split_list(options.profile_exclude),
+            exclude_prefixes=excludes,
+            own_prefix=own_prefix(),
+        )
+
+    def set_program(self, program, argv):
+        self.profiler.set_program(program, list(argv))
+
+    @property
+    def running(self):
+        return bool(self.profiler.running)
+
+    def start(self):
+        if not self.ended and not self.profiler.running:
+            self.profiler.start()
+
+    def stop(self):
+        if self.profiler.running:
+            self.profiler.stop()
+
+    def begin(self, on=True):
+        if on:
+            self.start()
+
+    def end(self):
+        """Stops profiling for good; idempotent (also the atexit net)."""
+        if self.ended or os.getpid() != self.pid:
+            return
+        self.stop()
+        self.ended = True
+        self.profiler.drain()
+
+    def write(self, path):
+        """Writes the profile atomically; raises _core.Error."""
+        self.profiler.write_json(path, memory=False,
+                                 reduced=bool(self.options.reduced_profile))
+
+    def samples(self):
+        """Samples taken so far, or None if the extension cannot tell."""
+        try:
+            return int(self.profiler.stats()["samples"])
+        except (KeyError, TypeError, ValueError, load_core().Error):
+            return None
+
+    @property
+    def is_forked_child(self):
+        return os.getpid() != self.pid
