@@ -1,0 +1,1247 @@
+/* scalene._core: the Python binding of libscaleneprof.
+ *
+ * A thin layer: it turns Python arguments into library calls and library
+ * errors into scalene._core.Error, and it supplies the one thing the library
+ * cannot know -- where a Python thread is.  That is the locator
+ * (core_locate), which reads the interpreter's frames directly; see the
+ * section "The locator" below, which runs inside a signal handler.
+ *
+ * Layout (CPython's Modules/_lsprof.c): includes; module state; helpers; the
+ * locator; the Profiler type's methods, method table and spec; module
+ * functions; module exec; module def; PyInit__core.  Heap types from specs,
+ * multi-phase initialisation, per-module state.
+ *
+ * Supported interpreters: CPython 3.11 to 3.13 with the GIL.  Built against
+ * any other version the module compiles, but importing it raises ImportError
+ * (docs/python-versions.md). */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <scalene/scalene.h>
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+#define CORE_SUPPORTED 1
+#else
+#define CORE_SUPPORTED 0
+#endif
+
+#if CORE_SUPPORTED
+
+#include "frames.h"
+
+/* ------------------------------------------------------------------ module state */
+
+typedef struct core_state {
+  PyObject *Error;          /* scalene._core.Error */
+  PyTypeObject *Profiler;   /* scalene._core.Profiler */
+  PyObject *running;        /* the running Profiler (borrowed), or NULL */
+} core_state;
+
+static struct PyModuleDef core_module;
+
+static inline core_state *core_get_state(PyObject *module)
+{
+  return (core_state *)PyModule_GetState(module);
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+/* Raises scalene._core.Error for a library error: the message is err's
+ * "source:line:column: text" when the library filled it, else the code's
+ * sentence; e.code is the SCALENE_E* code. */
+static PyObject *core_raise(core_state *st, int code, const scalene_error_t *err)
+{
+  char msg[SCALENE_ERROR_SOURCE_MAX + SCALENE_ERROR_TEXT_MAX + 64];
+  if (err != NULL && err->text[0] != '\0')
+    scalene_error_format(err, msg, sizeof msg);
+  else
+    snprintf(msg, sizeof msg, "%s", scalene_strerror(code));
+  PyObject *exc = PyObject_CallFunction(st->Error, "s", msg);
+  if (exc == NULL)
+    return NULL;
+  PyObject *pycode = PyLong_FromLong(code);
+  if (pycode == NULL || PyObject_SetAttrString(exc, "code", pycode) < 0) {
+    Py_XDECREF(pycode);
+    Py_DECREF(exc);
+    return NULL;
+  }
+  Py_DECREF(pycode);
+  PyErr_SetObject(st->Error, exc);
+  Py_DECREF(exc);
+  return NULL;
+}
+
+static PyObject *core_raise_msg(core_state *st, int code, const char *text)
+{
+  scalene_error_t err;
+  memset(&err, 0, sizeof err);
+  snprintf(err.text, sizeof err.text, "%s", text);
+  return core_raise(st, code, &err);
+}
+
+static pid_t core_gettid(void)
+{
+  return (pid_t)syscall(SYS_gettid);
+}
+
+static double core_now(clockid_t clock)
+{
+  struct timespec ts;
+  clock_gettime(clock, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A UTF-8 string with its length, and an array of them: the filter settings
+ * in the form the locator reads. */
+typedef struct core_str {
+  char *s;
+  size_t n;
+} core_str;
+
+typedef struct core_strv {
+  core_str *v;
+  size_t n;
+} core_strv;
+
+/* What the locator reads: built by start() before the timers are armed and
+ * freed after stop() has disarmed them. */
+typedef struct core_filter {
+  core_str own_prefix;       /* our package: never charged */
+  core_str program_path;     /* charged files start with it (unless profile_all) */
+  core_strv profile_only;    /* substrings; one must match when non-empty */
+  core_strv profile_exclude; /* substrings; none may match */
+  core_strv exclude_prefixes;/* stdlib, site-packages (unless profile_all) */
+  int profile_all;
+  const PyThreadState *start_tstate; /* remote mode reads this thread only */
+  pid_t start_tid;
+} core_filter;
+
+static int core_str_set(core_str *dst, PyObject *str)
+{
+  Py_ssize_t n;
+  const char *s = PyUnicode_AsUTF8AndSize(str, &n);
+  if (s == NULL)
+    return -1;
+  dst->s = PyMem_RawMalloc((size_t)n + 1);
+  if (dst->s == NULL) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  memcpy(dst->s, s, (size_t)n + 1);
+  dst->n = (size_t)n;
+  return 0;
+}
+
+static void core_str_clear(core_str *s)
+{
+  PyMem_RawFree(s->s);
+  s->s = NULL;
+  s->n = 0;
+}
+
+static void core_strv_clear(core_strv *v)
+{
+  for (size_t i = 0; i < v->n; i++)
+    core_str_clear(&v->v[i]);
+  PyMem_RawFree(v->v);
+  v->v = NULL;
+  v->n = 0;
+}
+
+/* tuple: a tuple of str (checked when the Profiler was made). */
+static int core_strv_set(core_strv *dst, PyObject *tuple)
+{
+  Py_ssize_t n = PyTuple_GET_SIZE(tuple);
+  dst->n = 0;
+  dst->v = PyMem_RawCalloc(n > 0 ? (size_t)n : 1, sizeof *dst->v);
+  if (dst->v == NULL) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  for (Py_ssize_t i = 0; i < n; i++) {
+    if (core_str_set(&dst->v[i], PyTuple_GET_ITEM(tuple, i)) < 0) {
+      core_strv_clear(dst);
+      return -1;
+    }
+    dst->n++;
+  }
+  return 0;
+}
+
+static void core_filter_clear(core_filter *f)
+{
+  core_str_clear(&f->own_prefix);
+  core_str_clear(&f->program_path);
+  core_strv_clear(&f->profile_only);
+  core_strv_clear(&f->profile_exclude);
+  core_strv_clear(&f->exclude_prefixes);
+  f->start_tstate = NULL;
+  f->start_tid = 0;
+}
+
+/* Any iterable of str (but not a str itself) as a new tuple of exact str. */
+static PyObject *core_str_tuple(PyObject *seq, const char *what)
+{
+  if (PyUnicode_Check(seq) || PyBytes_Check(seq)) {
+    PyErr_Format(PyExc_TypeError, "%s must be a sequence of str, not %.100s", what,
+                 Py_TYPE(seq)->tp_name);
+    return NULL;
+  }
+  PyObject *t = PySequence_Tuple(seq);
+  if (t == NULL)
+    return NULL;
+  PyObject *out = PyTuple_New(PyTuple_GET_SIZE(t));
+  if (out == NULL)
+    goto fail;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
+    PyObject *item = PyTuple_GET_ITEM(t, i);
+    if (!PyUnicode_Check(item)) {
+      PyErr_Format(PyExc_TypeError, "%s must contain str, not %.100s", what,
+                   Py_TYPE(item)->tp_name);
+      goto fail;
+    }
+    PyObject *s = PyUnicode_FromObject(item); /* an exact str */
+    if (s == NULL)
+      goto fail;
+    PyTuple_SET_ITEM(out, i, s);
+  }
+  Py_DECREF(t);
+  return out;
+fail:
+  Py_DECREF(t);
+  Py_XDECREF(out);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ the locator
+ *
+ * ASYNC-SIGNAL-SAFE.  Everything from here to the end of this section runs
+ * inside the sampler's signal handler on the interrupted thread, or (remote
+ * mode, ctx->remote) on the sampler's own thread while the thread that called
+ * start() is off the CPU -- and may wake up under us.  Rules:
+ *  - no allocation, no locks, no stdio, no Python API that could allocate,
+ *    take a lock or look at the GIL; PyGILState_GetThisThreadState() is only
+ *    a pthread_getspecific() read;
+ *  - every pointer is followed through core_fetch() (frames.h): a plain copy
+ *    in the handler, scalene_safe_read() in remote mode;
+ *  - every object is validated before use (type pointers, sizes, bounded
+ *    loops), because a frame may be half pushed when the signal arrives;
+ *  - the static buffers below are used in remote mode only, which only ever
+ *    runs on the sampler's single thread.
+ * What it reads (core_filter) was built before the timers were armed. */
+
+#define CORE_MAX_DEPTH 256
+
+/* Byte b of a bytes object's data, read through a window: the data itself in
+ * the handler, a static copy refilled with scalene_safe_read in remote mode. */
+typedef struct core_bytes {
+  const unsigned char *addr; /* the data in the process */
+  Py_ssize_t len;
+  int remote;
+  const unsigned char *win;  /* bytes [win_start, win_start + win_len) */
+  Py_ssize_t win_start, win_len;
+} core_bytes;
+
+static unsigned char core_remote_window[4096];
+
+static int core_byte(core_bytes *b, Py_ssize_t i)
+{
+  if (i < 0 || i >= b->len)
+    return -1;
+  if (i < b->win_start || i >= b->win_start + b->win_len) {
+    if (!b->remote)
+      return -1;
+    Py_ssize_t n = b->len - i;
+    if (n > (Py_ssize_t)sizeof core_remote_window)
+      n = (Py_ssize_t)sizeof core_remote_window;
+    if (scalene_safe_read(core_remote_window, b->addr + i, (size_t)n) < 0)
+      return -1;
+    b->win = core_remote_window;
+    b->win_start = i;
+    b->win_len = n;
+  }
+  return b->win[i - b->win_start];
+}
+
+static int core_bytes_open(core_bytes *b, const void *obj, int remote)
+{
+  PyBytesObject hdr;
+  if (core_fetch(remote, &hdr, obj, offsetof(PyBytesObject, ob_sval)) < 0)
+    return -1;
+  if (Py_TYPE(&hdr) != &PyBytes_Type || Py_SIZE(&hdr) < 0)
+    return -1;
+  b->addr = (const unsigned char *)obj + offsetof(PyBytesObject, ob_sval);
+  b->len = Py_SIZE(&hdr);
+  b->remote = remote;
+  b->win = b->addr;
+  b->win_start = 0;
+  b->win_len = remote ? 0 : b->len;
+  return 0;
+}
+
+/* The line of code unit `instr` from a 3.11+ location table (CPython's
+ * Objects/locations.md).  The table is a sequence of entries, each covering
+ * a run of code units.  An entry's first byte has bit 7 set; bits 0-2 hold
+ * the run length minus one (in code units) and bits 3-6 a code:
+ *   15     no location (the line stays where it was);
+ *   14     long form: signed varint line delta, then end line, start and
+ *          end column as varints;
+ *   13     no columns: signed varint line delta;
+ *   10-12  one line: line delta = code - 10, then two column bytes;
+ *   0-9    short form: same line, one column byte.
+ * Varints are little-endian 6-bit chunks with bit 6 as "more follows"; a
+ * signed varint keeps the sign in bit 0.  Lines start at co_firstlineno and
+ * each entry adds its delta; other bytes of an entry have bit 7 clear.  This
+ * is what CPython's PyCode_Addr2Line does (Objects/codeobject.c: advance),
+ * except that a "no location" entry answers with the line before it instead
+ * of -1, so that time there still lands on a nearby line.  Returns 0 when
+ * the table is malformed or ends before instr. */
+static uint32_t core_line_for(core_bytes *t, int firstlineno, Py_ssize_t instr)
+{
+  Py_ssize_t i = 0, unit = 0;
+  long line = firstlineno;
+  int b = core_byte(t, 0);
+  while (b >= 0) {
+    if (!(b & 0x80))
+      return 0;
+    int code = (b >> 3) & 15;
+    if (code == 13 || code == 14) {
+      unsigned long v = 0;
+      int shift = 0, c;
+      do {
+        c = core_byte(t, ++i);
+        if (c < 0 || shift > 28)
+          return 0;
+        v |= (unsigned long)(c & 63) << shift;
+        shift += 6;
+      } while (c & 64);
+      line += (v & 1) ? -(long)(v >> 1) : (long)(v >> 1);
+    } else if (code >= 10 && code <= 12) {
+      line += code - 10;
+    }
+    unit += (b & 7) + 1;
+    if (instr < unit)
+      return line > 0 ? (uint32_t)line : 0;
+    do
+      b = core_byte(t, ++i);
+    while (b >= 0 && !(b & 0x80));
+  }
+  return 0;
+}
+
+/* Appends code point c as UTF-8 to out[*o..cap-1); 0, or -1 when it does not
+ * fit (then nothing is written).  Surrogates (file names that were not
+ * valid UTF-8 arrive as surrogateescape'd U+DC80..U+DCFF) become '?', as
+ * str.encode("utf-8", "replace") gives, so that the result is always valid
+ * UTF-8 and the Python side can compute the same name. */
+static int core_put_utf8(char *out, size_t *o, size_t cap, uint32_t c)
+{
+  unsigned char u[4];
+  size_t k;
+  if (c < 0x80) {
+    u[0] = (unsigned char)c;
+    k = 1;
+  } else if (c >= 0xD800 && c <= 0xDFFF) {
+    u[0] = '?';
+    k = 1;
+  } else if (c < 0x800) {
+    u[0] = (unsigned char)(0xC0 | (c >> 6));
+    u[1] = (unsigned char)(0x80 | (c & 63));
+    k = 2;
+  } else if (c < 0x10000) {
+    u[0] = (unsigned char)(0xE0 | (c >> 12));
+    u[1] = (unsigned char)(0x80 | ((c >> 6) & 63));
+    u[2] = (unsigned char)(0x80 | (c & 63));
+    k = 3;
+  } else {
+    u[0] = (unsigned char)(0xF0 | (c >> 18));
+    u[1] = (unsigned char)(0x80 | ((c >> 12) & 63));
+    u[2] = (unsigned char)(0x80 | ((c >> 6) & 63));
+    u[3] = (unsigned char)(0x80 | (c & 63));
+    k = 4;
+  }
+  if (*o + k >= cap)
+    return -1;
+  memcpy(out + *o, u, k);
+  *o += k;
+  return 0;
+}
+
+/* Copies the UTF-8 form of str object `obj` into out (cap > 0 bytes, always
+ * NUL-terminated, truncated at a character boundary).  Compact ASCII data
+ * follows the PyASCIIObject header and is UTF-8 as it is; other strings use
+ * their cached UTF-8 form when there is one, and are encoded here from their
+ * 1-, 2- or 4-byte code units otherwise.  Returns the length, or -1 when obj
+ * is not a readable str. */
+static Py_ssize_t core_utf8(const void *obj, int remote, char *out, size_t cap)
+{
+  PyUnicodeObject u; /* the largest header; only the relevant part is read */
+  out[0] = '\0';
+  if (core_fetch(remote, &u, obj, sizeof(PyASCIIObject)) < 0)
+    return -1;
+  PyASCIIObject *a = (PyASCIIObject *)&u;
+  if (Py_TYPE(a) != &PyUnicode_Type || a->length < 0)
+    return -1;
+  unsigned int kind = a->state.kind;
+  const char *data;
+  if (a->state.compact && a->state.ascii) {
+    data = (const char *)obj + sizeof(PyASCIIObject);
+    kind = 0; /* UTF-8 already */
+  } else {
+    if (core_fetch(remote, &u, obj, a->state.compact ? sizeof(PyCompactUnicodeObject)
+                                                     : sizeof(PyUnicodeObject)) < 0)
+      return -1;
+    PyCompactUnicodeObject *c = (PyCompactUnicodeObject *)&u;
+    if (c->utf8 != NULL && c->utf8_length >= 0) {
+      size_t n = (size_t)c->utf8_length;
+      if (n >= cap)
+        n = cap - 1;
+      if (core_fetch(remote, out, c->utf8, n) < 0)
+        return -1;
+      if (n < (size_t)c->utf8_length) /* cut at a character boundary */
+        while (n > 0 && ((unsigned char)out[n] & 0xC0) == 0x80)
+          n--;
+      out[n] = '\0';
+      return (Py_ssize_t)n;
+    }
+    if (a->state.compact)
+      data = (const char *)obj + sizeof(PyCompactUnicodeObject);
+    else
+      data = u.data.any;
+    if (data == NULL || (kind != 1 && kind != 2 && kind != 4))
+      return -1;
+  }
+  if (kind == 0) {
+    size_t n = (size_t)a->length < cap ? (size_t)a->length : cap - 1;
+    if (core_fetch(remote, out, data, n) < 0)
+      return -1;
+    out[n] = '\0';
+    return (Py_ssize_t)n;
+  }
+  unsigned char chunk[256];
+  size_t o = 0;
+  Py_ssize_t len = a->length;
+  for (Py_ssize_t i = 0; i < len;) {
+    Py_ssize_t n = len - i;
+    if (n > (Py_ssize_t)(sizeof chunk / kind))
+      n = (Py_ssize_t)(sizeof chunk / kind);
+    if (core_fetch(remote, chunk, data + (size_t)i * kind, (size_t)n * kind) < 0)
+      return -1;
+    for (Py_ssize_t j = 0; j < n; j++) {
+      uint32_t c;
+      if (kind == 1) {
+        c = chunk[j];
+      } else if (kind == 2) {
+        uint16_t c16;
+        memcpy(&c16, chunk + 2 * j, 2);
+        c = c16;
+      } else {
+        memcpy(&c, chunk + 4 * j, 4);
+      }
+      if (core_put_utf8(out, &o, cap, c) < 0)
+        goto done;
+    }
+    i += n;
+  }
+done:
+  out[o] = '\0';
+  return (Py_ssize_t)o;
+}
+
+/* Whether path s (n bytes) is prefix or lies under it: a whole-component
+ * match, so that "/a/scalene" does not take in "/a/scalene_tests/x.py".
+ * The empty prefix takes in everything. */
+static int core_under(const char *s, size_t n, const core_str *prefix)
+{
+  size_t k = prefix->n;
+  if (k == 0)
+    return 1;
+  if (k > n || memcmp(s, prefix->s, k) != 0)
+    return 0;
+  return k == n || prefix->s[k - 1] == '/' || s[k] == '/';
+}
+
+static int core_contains(const char *s, size_t n, const core_str *needle)
+{
+  if (needle->n == 0)
+    return 1;
+  for (size_t i = 0; i + needle->n <= n; i++)
+    if (s[i] == needle->s[0] && memcmp(s + i, needle->s, needle->n) == 0)
+      return 1;
+  return 0;
+}
+
+/* Whether samples in file `name` are charged to it, in this order: never our
+ * own package (own_prefix); never "<...>" pseudo-files (<string>, <frozen
+ * ...>, numpy's <__array_function__ internals>); never a profile_exclude
+ * substring; unless profile_all, never the stdlib or site-packages
+ * (exclude_prefixes); with profile_only, only a name containing one of its
+ * substrings; unless profile_all, only files under program_path.  Prefixes
+ * match whole path components (core_under). */
+static int core_file_passes(const core_filter *f, const char *name, size_t n)
+{
+  if (f->own_prefix.n > 0 && core_under(name, n, &f->own_prefix))
+    return 0;
+  if (n == 0 || name[0] == '<')
+    return 0;
+  for (size_t i = 0; i < f->profile_exclude.n; i++)
+    if (core_contains(name, n, &f->profile_exclude.v[i]))
+      return 0;
+  if (!f->profile_all)
+    for (size_t i = 0; i < f->exclude_prefixes.n; i++)
+      if (f->exclude_prefixes.v[i].n > 0 && core_under(name, n, &f->exclude_prefixes.v[i]))
+        return 0;
+  if (f->profile_only.n > 0) {
+    size_t i;
+    for (i = 0; i < f->profile_only.n; i++)
+      if (core_contains(name, n, &f->profile_only.v[i]))
+        break;
+    if (i == f->profile_only.n)
+      return 0;
+  }
+  if (!f->profile_all && !core_under(name, n, &f->program_path))
+    return 0;
+  return 1;
+}
+
+/* The scalene_locator_fn.  Walks out from the thread's innermost frame to
+ * the first complete Python frame whose file passes the filter and reports
+ * its file, function and line: time spent in the stdlib, in numpy's
+ * dispatcher or in a library is charged to the user's line that called it. */
+static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *loc, void *arg)
+{
+  const core_filter *f = arg;
+  const PyThreadState *ts;
+  int remote = ctx->remote;
+  if (!remote) {
+    ts = PyGILState_GetThisThreadState();
+  } else {
+    if (ctx->tid != f->start_tid)
+      return SCALENE_LOCATE_SKIP;
+    ts = f->start_tstate;
+  }
+  if (ts == NULL)
+    return SCALENE_LOCATE_SKIP;
+
+  const void *addr = core_frames_top(ts, remote);
+  for (int depth = 0; addr != NULL && depth < CORE_MAX_DEPTH; depth++) {
+    core_frame_t fr;
+    if (core_frames_read(addr, remote, &fr) < 0)
+      break;
+    addr = fr.previous;
+    if (fr.cstack)
+      continue;
+    PyCodeObject co;
+    if (core_fetch(remote, &co, fr.code, offsetof(PyCodeObject, co_code_adaptive)) < 0)
+      continue;
+    if (Py_TYPE(&co) != &PyCode_Type)
+      continue;
+    const char *code_start = (const char *)fr.code + offsetof(PyCodeObject, co_code_adaptive);
+    ptrdiff_t off = (const char *)fr.instr - code_start;
+    Py_ssize_t instr = (Py_ssize_t)(off / (ptrdiff_t)sizeof(_Py_CODEUNIT));
+    if (off < 0 || instr >= Py_SIZE(&co))
+      continue; /* not started, or garbage */
+    if (!fr.generator && instr < co._co_firsttraceable)
+      continue; /* incomplete: still setting up cells or a generator */
+    Py_ssize_t n = core_utf8(co.co_filename, remote, loc->file, sizeof loc->file);
+    if (n < 0 || !core_file_passes(f, loc->file, (size_t)n))
+      continue;
+    core_bytes table;
+    loc->line = 0;
+    if (core_bytes_open(&table, co.co_linetable, remote) == 0)
+      loc->line = core_line_for(&table, co.co_firstlineno, instr);
+    loc->function_line = co.co_firstlineno > 0 ? (uint32_t)co.co_firstlineno : 0;
+    if (core_utf8(co.co_qualname, remote, loc->function, sizeof loc->function) < 0)
+      loc->function[0] = '\0';
+    return SCALENE_LOCATE_FOUND;
+  }
+  loc->file[0] = '\0';
+  return SCALENE_LOCATE_UNATTRIBUTED;
+}
+
+/* ------------------------------------------------------------------ the Profiler */
+
+typedef struct ProfilerObject {
+  PyObject_HEAD
+  scalene_profile_t *profile;
+  scalene_sampler_t *sampler;
+  core_filter filter;          /* the locator's argument; filled while running */
+  /* the settings, as given */
+  int profile_all;
+  PyObject *program_path;      /* str */
+  PyObject *own_prefix;        /* str */
+  PyObject *profile_only;      /* tuple of str */
+  PyObject *profile_exclude;   /* tuple of str */
+  PyObject *exclude_prefixes;  /* tuple of str */
+  /* state */
+  int running;
+  double elapsed_done;         /* wall seconds of the finished intervals */
+  double started;              /* CLOCK_MONOTONIC at the running interval's start */
+  double start_absolute;       /* CLOCK_REALTIME at the first start, 0 before */
+} ProfilerObject;
+
+static core_state *profiler_state(PyObject *self)
+{
+  PyObject *module = PyType_GetModuleByDef(Py_TYPE(self), &core_module);
+  return module != NULL ? core_get_state(module) : NULL;
+}
+
+static double profiler_elapsed(const ProfilerObject *p)
+{
+  return p->elapsed_done + (p->running ? core_now(CLOCK_MONOTONIC) - p->started : 0.0);
+}
+
+static int profiler_build_filter(ProfilerObject *p)
+{
+  core_filter *f = &p->filter;
+  f->profile_all = p->profile_all;
+  if (core_str_set(&f->own_prefix, p->own_prefix) < 0 ||
+      core_str_set(&f->program_path, p->program_path) < 0 ||
+      core_strv_set(&f->profile_only, p->profile_only) < 0 ||
+      core_strv_set(&f->profile_exclude, p->profile_exclude) < 0 ||
+      core_strv_set(&f->exclude_prefixes, p->exclude_prefixes) < 0) {
+    core_filter_clear(f);
+    return -1;
+  }
+  return 0;
+}
+
+static PyObject *profiler_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+  static char *kwlist[] = {"interval",      "signum",          "offcpu",
+                           "program_path",  "profile_all",     "profile_only",
+                           "profile_exclude", "exclude_prefixes", "own_prefix", NULL};
+  double interval = 0.01;
+  int signum = 0, offcpu = 1, profile_all = 0;
+  PyObject *program_path = NULL, *own_prefix = NULL;
+  PyObject *only = NULL, *exclude = NULL, *prefixes = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$dipUpOOOU:Profiler", kwlist, &interval, &signum,
+                                   &offcpu, &program_path, &profile_all, &only, &exclude,
+                                   &prefixes, &own_prefix))
+    return NULL;
+  if (!(interval > 0.0) || interval > 3600.0) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "interval must be in (0, 3600] seconds, not %g", interval);
+    PyErr_SetString(PyExc_ValueError, msg);
+    return NULL;
+  }
+  if (signum < 0) {
+    PyErr_Format(PyExc_ValueError, "signum must be a signal number or 0, not %d", signum);
+    return NULL;
+  }
+  PyObject *module = PyType_GetModuleByDef(type, &core_module);
+  if (module == NULL)
+    return NULL;
+  core_state *st = core_get_state(module);
+
+  ProfilerObject *self = (ProfilerObject *)type->tp_alloc(type, 0);
+  if (self == NULL)
+    return NULL;
+  /* tp_alloc zeroed everything, so dealloc copes with a half-built object. */
+  self->profile_all = profile_all;
+  self->program_path = program_path ? PyUnicode_FromObject(program_path) : PyUnicode_FromString("");
+  self->own_prefix = own_prefix ? PyUnicode_FromObject(own_prefix) : PyUnicode_FromString("");
+  if (self->program_path == NULL || self->own_prefix == NULL)
+    goto fail;
+  self->profile_only = only ? core_str_tuple(only, "profile_only") : PyTuple_New(0);
+  if (self->profile_only == NULL)
+    goto fail;
+  self->profile_exclude = exclude ? core_str_tuple(exclude, "profile_exclude") : PyTuple_New(0);
+  if (self->profile_exclude == NULL)
+    goto fail;
+  self->exclude_prefixes = prefixes ? core_str_tuple(prefixes, "exclude_prefixes") : PyTuple_New(0);
+  if (self->exclude_prefixes == NULL)
+    goto fail;
+
+  self->profile = scalene_profile_new();
+  if (self->profile == NULL) {
+    PyErr_NoMemory();
+    goto fail;
+  }
+  scalene_sampler_options_t opts;
+  scalene_sampler_options_init(&opts);
+  opts.interval_ns = (uint64_t)(interval * 1e9 + 0.5);
+  if (signum != 0)
+    opts.signum = signum;
+  if (offcpu)
+    opts.flags |= SCALENE_SAMPLER_OFFCPU;
+  opts.locator = core_locate;
+  opts.locator_arg = &self->filter;
+  opts.interpreter_addr = (const void *)&PyEval_EvalCode;
+  scalene_error_t err;
+  memset(&err, 0, sizeof err);
+  int rc = scalene_sampler_new(&opts, self->profile, &self->sampler, &err);
+  if (rc < 0) {
+    core_raise(st, rc, &err);
+    goto fail;
+  }
+  return (PyObject *)self;
+fail:
+  Py_DECREF(self);
+  return NULL;
+}
+
+/* Stops a running profiler and books the interval; the caller raises. */
+static int profiler_stop_impl(ProfilerObject *self)
+{
+  if (!self->running)
+    return 0;
+  int rc = scalene_sampler_stop(self->sampler);
+  /* The timers are disarmed and the handler restored: nothing reads the
+   * filter any more. */
+  self->elapsed_done += core_now(CLOCK_MONOTONIC) - self->started;
+  self->running = 0;
+  core_filter_clear(&self->filter);
+  scalene_profile_set_elapsed(self->profile, self->elapsed_done, self->start_absolute);
+  core_state *st = profiler_state((PyObject *)self);
+  if (st != NULL && st->running == (PyObject *)self)
+    st->running = NULL;
+  return rc;
+}
+
+static void profiler_dealloc(PyObject *op)
+{
+  ProfilerObject *self = (ProfilerObject *)op;
+  PyTypeObject *tp = Py_TYPE(op);
+  if (self->running) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (profiler_stop_impl(self) < 0 || PyErr_Occurred())
+      PyErr_WriteUnraisable(op);
+    PyErr_Restore(type, value, tb);
+  }
+  scalene_sampler_free(self->sampler);
+  scalene_profile_free(self->profile);
+  core_filter_clear(&self->filter);
+  Py_XDECREF(self->program_path);
+  Py_XDECREF(self->own_prefix);
+  Py_XDECREF(self->profile_only);
+  Py_XDECREF(self->profile_exclude);
+  Py_XDECREF(self->exclude_prefixes);
+  tp->tp_free(op);
+  Py_DECREF(tp);
+}
+
+PyDoc_STRVAR(profiler_start_doc,
+"start()\n--\n\n"
+"Arm the CPU sampler on every thread.  Raises Error when the signal is taken\n"
+"(the message names it) or when another Profiler runs.");
+
+static PyObject *profiler_start(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+  ProfilerObject *self = (ProfilerObject *)op;
+  core_state *st = profiler_state(op);
+  if (st == NULL)
+    return NULL;
+  if (self->running)
+    return core_raise_msg(st, SCALENE_ESTATE, "this Profiler is already running");
+  if (st->running != NULL)
+    return core_raise_msg(st, SCALENE_ESTATE, "another Profiler is running");
+  if (profiler_build_filter(self) < 0)
+    return NULL;
+  self->filter.start_tstate = PyThreadState_Get();
+  self->filter.start_tid = core_gettid();
+  scalene_error_t err;
+  memset(&err, 0, sizeof err);
+  double started = core_now(CLOCK_MONOTONIC);
+  int rc = scalene_sampler_start(self->sampler, &err);
+  if (rc < 0) {
+    core_filter_clear(&self->filter);
+    return core_raise(st, rc, &err);
+  }
+  self->running = 1;
+  self->started = started;
+  if (self->start_absolute == 0.0)
+    self->start_absolute = core_now(CLOCK_REALTIME);
+  st->running = op;
+  Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(profiler_stop_doc,
+"stop()\n--\n\n"
+"Disarm the sampler and drain what it buffered into the profile.  Calling it\n"
+"when the Profiler is not running does nothing.");
+
+static PyObject *profiler_stop(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+  ProfilerObject *self = (ProfilerObject *)op;
+  int rc = profiler_stop_impl(self);
+  if (rc < 0) {
+    core_state *st = profiler_state(op);
+    return st != NULL ? core_raise(st, rc, NULL) : NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(profiler_drain_doc,
+"drain()\n--\n\n"
+"Move the samples buffered so far into the profile (the sampler also does\n"
+"this at every tick).");
+
+static PyObject *profiler_drain(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+  ProfilerObject *self = (ProfilerObject *)op;
+  if (self->running) {
+    int rc = scalene_sampler_drain(self->sampler);
+    if (rc < 0) {
+      core_state *st = profiler_state(op);
+      return st != NULL ? core_raise(st, rc, NULL) : NULL;
+    }
+  }
+  Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(profiler_set_program_doc,
+"set_program(program, args)\n--\n\n"
+"Record the profiled program and its arguments in the profile.");
+
+static PyObject *profiler_set_program(PyObject *op, PyObject *args, PyObject *kwds)
+{
+  static char *kwlist[] = {"program", "args", NULL};
+  ProfilerObject *self = (ProfilerObject *)op;
+  const char *program;
+  PyObject *argseq;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "sO:set_program", kwlist, &program, &argseq))
+    return NULL;
+  PyObject *t = core_str_tuple(argseq, "args");
+  if (t == NULL)
+    return NULL;
+  Py_ssize_t n = PyTuple_GET_SIZE(t);
+  const char **argv = PyMem_Calloc(n > 0 ? (size_t)n : 1, sizeof *argv);
+  if (argv == NULL) {
+    Py_DECREF(t);
+    return PyErr_NoMemory();
+  }
+  for (Py_ssize_t i = 0; i < n; i++) {
+    argv[i] = PyUnicode_AsUTF8(PyTuple_GET_ITEM(t, i));
+    if (argv[i] == NULL) {
+      PyMem_Free(argv);
+      Py_DECREF(t);
+      return NULL;
+    }
+  }
+  int rc = scalene_profile_set_program(self->profile, program, (int)n, argv);
+  PyMem_Free(argv);
+  Py_DECREF(t);
+  if (rc < 0) {
+    core_state *st = profiler_state(op);
+    return st != NULL ? core_raise(st, rc, NULL) : NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(profiler_write_json_doc,
+"write_json(path, *, memory=False, reduced=False)\n--\n\n"
+"Write the profile as Scalene-compatible JSON to path, atomically.");
+
+static PyObject *profiler_write_json(PyObject *op, PyObject *args, PyObject *kwds)
+{
+  static char *kwlist[] = {"path", "memory", "reduced", NULL};
+  ProfilerObject *self = (ProfilerObject *)op;
+  PyObject *path = NULL;
+  int memory = 0, reduced = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|$pp:write_json", kwlist, PyUnicode_FSConverter,
+                                   &path, &memory, &reduced))
+    return NULL;
+  core_state *st = profiler_state(op);
+  if (st == NULL) {
+    Py_DECREF(path);
+    return NULL;
+  }
+  if (self->running)
+    (void)scalene_sampler_drain(self->sampler);
+  scalene_profile_set_elapsed(self->profile, profiler_elapsed(self), self->start_absolute);
+  scalene_output_options_t opts;
+  scalene_output_options_init(&opts);
+  opts.memory = memory;
+  opts.reduced = reduced;
+  scalene_error_t err;
+  memset(&err, 0, sizeof err);
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = scalene_output_write_json(self->profile, PyBytes_AS_STRING(path), &opts, &err);
+  Py_END_ALLOW_THREADS
+  Py_DECREF(path);
+  if (rc < 0)
+    return core_raise(st, rc, &err);
+  Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(profiler_stats_doc,
+"stats()\n--\n\n"
+"The sampler's counters as a dict: samples, offcpu_samples, dropped,\n"
+"skipped, threads_armed, threads_live.");
+
+static PyObject *profiler_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+  ProfilerObject *self = (ProfilerObject *)op;
+  scalene_sampler_stats_t s;
+  memset(&s, 0, sizeof s);
+  s.size = sizeof s;
+  int rc = scalene_sampler_get_stats(self->sampler, &s);
+  if (rc < 0) {
+    core_state *st = profiler_state(op);
+    return st != NULL ? core_raise(st, rc, NULL) : NULL;
+  }
+  return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:I}", "samples", (unsigned long long)s.samples,
+                       "offcpu_samples", (unsigned long long)s.offcpu_samples, "dropped",
+                       (unsigned long long)s.dropped, "skipped", (unsigned long long)s.skipped,
+                       "threads_armed", (unsigned long long)s.threads_armed, "threads_live",
+                       s.threads_live);
+}
+
+PyDoc_STRVAR(profiler_probe_doc,
+"_probe(thread_id=None)\n--\n\n"
+"Test hook: run the locator now with this Profiler's filter and return\n"
+"(result, file, function, line, function_line).  Without thread_id it reads\n"
+"the calling thread as the signal handler does; with the threading ident of\n"
+"another thread it reads that thread in remote mode (scalene_safe_read), as\n"
+"the off-CPU sampler does.  Remote probes are refused while running.");
+
+static PyObject *profiler_probe(PyObject *op, PyObject *args, PyObject *kwds)
+{
+  static char *kwlist[] = {"thread_id", NULL};
+  ProfilerObject *self = (ProfilerObject *)op;
+  PyObject *ident = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:_probe", kwlist, &ident))
+    return NULL;
+  core_state *st = profiler_state(op);
+  if (st == NULL)
+    return NULL;
+  scalene_sample_context_t ctx;
+  memset(&ctx, 0, sizeof ctx);
+  ctx.tid = core_gettid();
+  PyThreadState *target = NULL;
+  if (ident != Py_None) {
+    if (self->running)
+      return core_raise_msg(st, SCALENE_ESTATE, "remote _probe while the Profiler runs");
+    unsigned long want = PyLong_AsUnsignedLong(ident);
+    if (want == (unsigned long)-1 && PyErr_Occurred())
+      return NULL;
+    for (PyThreadState *t = PyInterpreterState_ThreadHead(PyInterpreterState_Get()); t != NULL;
+         t = PyThreadState_Next(t))
+      if (t->thread_id == want)
+        target = t;
+    if (target == NULL)
+      return PyErr_Format(PyExc_ValueError, "no Python thread with ident %lu", want);
+    ctx.remote = 1;
+  }
+  int built = 0;
+  if (!self->running) {
+    if (profiler_build_filter(self) < 0)
+      return NULL;
+    built = 1;
+  }
+  const PyThreadState *saved_ts = self->filter.start_tstate;
+  pid_t saved_tid = self->filter.start_tid;
+  if (target != NULL) {
+    self->filter.start_tstate = target;
+    self->filter.start_tid = ctx.tid;
+  }
+  scalene_location_t loc;
+  memset(&loc, 0, sizeof loc);
+  int r = core_locate(&ctx, &loc, &self->filter);
+  self->filter.start_tstate = saved_ts;
+  self->filter.start_tid = saved_tid;
+  if (built)
+    core_filter_clear(&self->filter);
+  return Py_BuildValue("(is#s#II)", r, loc.file, (Py_ssize_t)strlen(loc.file), loc.function,
+                       (Py_ssize_t)strlen(loc.function), (unsigned int)loc.line,
+                       (unsigned int)loc.function_line);
+}
+
+static PyObject *profiler_get_running(PyObject *op, void *Py_UNUSED(closure))
+{
+  return PyBool_FromLong(((ProfilerObject *)op)->running);
+}
+
+static PyObject *profiler_get_elapsed(PyObject *op, void *Py_UNUSED(closure))
+{
+  return PyFloat_FromDouble(profiler_elapsed((ProfilerObject *)op));
+}
+
+static PyMethodDef profiler_methods[] = {
+    {"start", profiler_start, METH_NOARGS, profiler_start_doc},
+    {"stop", profiler_stop, METH_NOARGS, profiler_stop_doc},
+    {"drain", profiler_drain, METH_NOARGS, profiler_drain_doc},
+    {"set_program", (PyCFunction)(void (*)(void))profiler_set_program,
+     METH_VARARGS | METH_KEYWORDS, profiler_set_program_doc},
+    {"write_json", (PyCFunction)(void (*)(void))profiler_write_json,
+     METH_VARARGS | METH_KEYWORDS, profiler_write_json_doc},
+    {"stats", profiler_stats, METH_NOARGS, profiler_stats_doc},
+    {"_probe", (PyCFunction)(void (*)(void))profiler_probe, METH_VARARGS | METH_KEYWORDS,
+     profiler_probe_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef profiler_getset[] = {
+    {"running", profiler_get_running, NULL, "True between start() and stop().", NULL},
+    {"elapsed", profiler_get_elapsed, NULL,
+     "Wall seconds summed over the start()..stop() intervals.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyDoc_STRVAR(profiler_doc,
+"Profiler(*, interval=0.01, signum=0, offcpu=True, program_path='',\n"
+"         profile_all=False, profile_only=(), profile_exclude=(),\n"
+"         exclude_prefixes=(), own_prefix='')\n--\n\n"
+"A CPU profile of this process: per-thread CPU-clock sampling every\n"
+"`interval` seconds of each thread's CPU time.  Samples are charged to the\n"
+"innermost frame whose file starts with program_path (unless profile_all),\n"
+"is not under own_prefix nor exclude_prefixes, contains no profile_exclude\n"
+"substring and, when profile_only is given, contains one of its substrings.\n"
+"Only one Profiler may run at a time.");
+
+static PyType_Slot profiler_slots[] = {
+    {Py_tp_new, profiler_new},
+    {Py_tp_dealloc, profiler_dealloc},
+    {Py_tp_methods, profiler_methods},
+    {Py_tp_getset, profiler_getset},
+    {Py_tp_doc, (void *)profiler_doc},
+    {0, NULL},
+};
+
+static PyType_Spec profiler_spec = {
+    .name = "scalene._core.Profiler",
+    .basicsize = sizeof(ProfilerObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = profiler_slots,
+};
+
+/* ------------------------------------------------------------------ module functions */
+
+PyDoc_STRVAR(core_library_version_doc,
+"library_version()\n--\n\n"
+"The version of the libscaleneprof shared library in use.");
+
+static PyObject *core_library_version(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+  return PyUnicode_FromString(scalene_version());
+}
+
+PyDoc_STRVAR(core_render_text_doc,
+"render_text(path, *, reduced=False, color=False, width=132,\n"
+"            cpu_percent_threshold=1.0)\n--\n\n"
+"Load a JSON profile (ours or Scalene's) and render the terminal table as a\n"
+"str.  Raises Error('file:line:column: message') when it cannot be read.");
+
+static PyObject *core_render_text(PyObject *module, PyObject *args, PyObject *kwds)
+{
+  static char *kwlist[] = {"path", "reduced", "color", "width", "cpu_percent_threshold", NULL};
+  core_state *st = core_get_state(module);
+  PyObject *path = NULL;
+  int reduced = 0, color = 0, width = 132;
+  double threshold = 1.0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|$ppid:render_text", kwlist,
+                                   PyUnicode_FSConverter, &path, &reduced, &color, &width,
+                                   &threshold))
+    return NULL;
+  if (width <= 0) {
+    Py_DECREF(path);
+    return PyErr_Format(PyExc_ValueError, "width must be positive, not %d", width);
+  }
+  scalene_output_options_t opts;
+  scalene_output_options_init(&opts);
+  opts.reduced = reduced;
+  opts.color = color;
+  opts.width = width;
+  opts.cpu_percent_threshold = threshold;
+  scalene_error_t err;
+  memset(&err, 0, sizeof err);
+  scalene_profile_t *p = NULL;
+  char *buf = NULL;
+  size_t size = 0;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = scalene_output_read_json(PyBytes_AS_STRING(path), &p, &err);
+  if (rc == 0) {
+    FILE *f = open_memstream(&buf, &size);
+    if (f == NULL) {
+      rc = SCALENE_ENOMEM;
+    } else {
+      rc = scalene_output_text(p, f, &opts);
+      if (fclose(f) != 0 && rc == 0)
+        rc = SCALENE_EIO;
+    }
+    scalene_profile_free(p);
+  }
+  Py_END_ALLOW_THREADS
+  Py_DECREF(path);
+  if (rc < 0) {
+    free(buf);
+    return core_raise(st, rc, &err);
+  }
+  PyObject *text = PyUnicode_DecodeUTF8(buf != NULL ? buf : "", (Py_ssize_t)size, "replace");
+  free(buf);
+  return text;
+}
+
+PyDoc_STRVAR(core_addr2line_doc,
+"_addr2line(code, index, remote=False)\n--\n\n"
+"Test hook: the line the locator's own location-table decoder gives for\n"
+"code unit `index` of `code` (0 when unknown), reading the table with plain\n"
+"loads or, with remote=True, through scalene_safe_read as in remote mode.\n"
+"Compare with code.co_lines().  Remote reads are refused while a Profiler\n"
+"runs (they share the sampler thread's buffer).");
+
+static PyObject *core_addr2line(PyObject *module, PyObject *args, PyObject *kwds)
+{
+  static char *kwlist[] = {"code", "index", "remote", NULL};
+  core_state *st = core_get_state(module);
+  PyObject *code;
+  Py_ssize_t index;
+  int remote = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!n|p:_addr2line", kwlist, &PyCode_Type, &code,
+                                   &index, &remote))
+    return NULL;
+  if (remote && st->running != NULL)
+    return core_raise_msg(st, SCALENE_ESTATE, "remote _addr2line while a Profiler runs");
+  PyCodeObject *co = (PyCodeObject *)code;
+  if (index < 0 || index >= Py_SIZE(co))
+    return PyErr_Format(PyExc_IndexError, "code unit %zd outside 0..%zd", index, Py_SIZE(co) - 1);
+  core_bytes table;
+  uint32_t line = 0;
+  if (core_bytes_open(&table, co->co_linetable, remote) == 0)
+    line = core_line_for(&table, co->co_firstlineno, index);
+  return PyLong_FromUnsignedLong(line);
+}
+
+static PyMethodDef core_methods[] = {
+    {"library_version", core_library_version, METH_NOARGS, core_library_version_doc},
+    {"render_text", (PyCFunction)(void (*)(void))core_render_text, METH_VARARGS | METH_KEYWORDS,
+     core_render_text_doc},
+    {"_addr2line", (PyCFunction)(void (*)(void))core_addr2line, METH_VARARGS | METH_KEYWORDS,
+     core_addr2line_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ------------------------------------------------------------------ module exec */
+
+static int core_exec(PyObject *module)
+{
+  core_state *st = core_get_state(module);
+  unsigned int have = scalene_version_hex();
+  if ((have >> 8) != ((unsigned int)SCALENE_VERSION_HEX >> 8)) {
+    PyErr_Format(PyExc_ImportError,
+                 "scalene._core was built for libscaleneprof %u.%u but the loaded library is "
+                 "%u.%u (%s): reinstall scalene so that both match",
+                 (unsigned int)SCALENE_VERSION_MAJOR, (unsigned int)SCALENE_VERSION_MINOR,
+                 (have >> 16) & 0xffu, (have >> 8) & 0xffu, scalene_version());
+    return -1;
+  }
+
+  PyObject *dict = Py_BuildValue("{s:i}", "code", 0);
+  if (dict == NULL)
+    return -1;
+  st->Error = PyErr_NewExceptionWithDoc(
+      "scalene._core.Error",
+      "A libscaleneprof call failed.  str(e) is a one-line message; e.code is\n"
+      "the library's negative SCALENE_E* code (see the E* constants).",
+      NULL, dict);
+  Py_DECREF(dict);
+  if (st->Error == NULL || PyModule_AddObjectRef(module, "Error", st->Error) < 0)
+    return -1;
+
+  st->Profiler = (PyTypeObject *)PyType_FromModuleAndSpec(module, &profiler_spec, NULL);
+  if (st->Profiler == NULL || PyModule_AddType(module, st->Profiler) < 0)
+    return -1;
+
+  static const struct {
+    const char *name;
+    int code;
+  } codes[] = {
+      {"EINVAL", SCALENE_EINVAL}, {"ENOMEM", SCALENE_ENOMEM},   {"EBUSY", SCALENE_EBUSY},
+      {"ESTATE", SCALENE_ESTATE}, {"ENOTSUP", SCALENE_ENOTSUP}, {"EIO", SCALENE_EIO},
+      {"ENOENT", SCALENE_ENOENT}, {"EPARSE", SCALENE_EPARSE},   {"EFORMAT", SCALENE_EFORMAT},
+      {"ESYS", SCALENE_ESYS},
+  };
+  for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+    if (PyModule_AddIntConstant(module, codes[i].name, codes[i].code) < 0)
+      return -1;
+  if (PyModule_AddStringConstant(module, "FRAME_LAYOUT", CORE_FRAMES_LAYOUT) < 0)
+    return -1;
+  return 0;
+}
+
+static int core_traverse(PyObject *module, visitproc visit, void *arg)
+{
+  core_state *st = core_get_state(module);
+  Py_VISIT(st->Error);
+  Py_VISIT(st->Profiler);
+  return 0;
+}
+
+static int core_clear(PyObject *module)
+{
+  core_state *st = core_get_state(module);
+  Py_CLEAR(st->Error);
+  Py_CLEAR(st->Profiler);
+  return 0;
+}
+
+static void core_free(void *module)
+{
+  core_clear((PyObject *)module);
+}
+
+/* ------------------------------------------------------------------ module def */
+
+static PyModuleDef_Slot core_slots[] = {
+    {Py_mod_exec, core_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    /* One sampler per process: the module refuses subinterpreters. */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
+PyDoc_STRVAR(core_doc,
+"The C core of scalene: libscaleneprof's CPU sampler, profile and output,\n"
+"and the locator that reads where each Python thread is.");
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "scalene._core",
+    .m_doc = core_doc,
+    .m_size = sizeof(core_state),
+    .m_methods = core_methods,
+    .m_slots = core_slots,
+    .m_traverse = core_traverse,
+    .m_clear = core_clear,
+    .m_free = core_free,
+};
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+  return PyModuleDef_Init(&core_module);
+}
+
+#else /* !CORE_SUPPORTED */
+
+/* Built against an interpreter whose frames the locator cannot read: the
+ * module exists, so the build succeeds, but importing it says why it cannot
+ * be used (docs/python-versions.md). */
+PyMODINIT_FUNC PyInit__core(void)
+{
+#ifdef Py_GIL_DISABLED
+  PyErr_SetString(PyExc_ImportError,
+                  "free-threaded Python builds are not supported by this build of scalene: "
+                  "it needs CPython 3.11 to 3.13 with the GIL");
+#else
+  PyErr_Format(PyExc_ImportError,
+               "Python %d.%d is not supported by this build of scalene: it needs 3.11 to 3.13",
+               PY_MAJOR_VERSION, PY_MINOR_VERSION);
+#endif
+  return NULL;
+}
+
+#endif /* CORE_SUPPORTED */
