@@ -1,0 +1,208 @@
+/* _scalenetest: a CPython extension with ground-truth native work for the
+ * accuracy tests (tests/python/test_accuracy.py) and the benchmark.
+ *
+ * Every busy loop here runs in this module's own machine code, so a profiler
+ * that decides Python vs native by the interrupted program counter must see
+ * its time as native.  The loops consult their clock only every few tens of
+ * microseconds, so the kernel time spent reading the clock (the thread CPU
+ * clock is a system call, not a vDSO read) stays below about 1 % of the
+ * spin.  See tests/helpers/README for the list of functions. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+/* ---------------------------------------------------------------- helpers */
+
+static double ts_sec(const struct timespec *ts) {
+  return (double)ts->tv_sec + (double)ts->tv_nsec * 1e-9;
+}
+
+static double clock_sec(clockid_t id) {
+  struct timespec ts;
+  if (clock_gettime(id, &ts) != 0) {
+    return -1.0;
+  }
+  return ts_sec(&ts);
+}
+
+/* A chunk of pure user-mode arithmetic, about 100-300 us on a current core.
+ * noinline and the volatile sink keep it a real loop in this object. */
+static volatile uint64_t sink;
+
+__attribute__((noinline)) static void burn_chunk(void) {
+  uint64_t x = sink | 1u;
+  for (int i = 0; i < 100000; i++) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    x ^= x >> 29;
+  }
+  sink = x;
+}
+
+/* Burns until `id` advanced by `sec`; returns how far it advanced. */
+static double burn_until(clockid_t id, double sec) {
+  double start = clock_sec(id);
+  double now = start;
+  while (now - start < sec) {
+    burn_chunk();
+    now = clock_sec(id);
+  }
+  return now - start;
+}
+
+static int parse_ms(PyObject *arg, double *ms) {
+  *ms = PyFloat_AsDouble(arg);
+  if (*ms == -1.0 && PyErr_Occurred()) {
+    return -1;
+  }
+  if (!(*ms >= 0.0) || *ms > 3.6e6) {
+    PyErr_Format(PyExc_ValueError, "ms must be in [0, 3600000], got %R", arg);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- functions */
+
+PyDoc_STRVAR(spin_doc,
+             "spin(ms, release_gil=True) -> float\n\n"
+             "Busy-loop in native code until this thread's CPU clock\n"
+             "(CLOCK_THREAD_CPUTIME_ID) advanced by ms milliseconds; returns the\n"
+             "thread CPU seconds used.  With release_gil=False the GIL is held.");
+
+static PyObject *spin(PyObject *self, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"ms", "release_gil", NULL};
+  PyObject *ms_obj;
+  int release = 1;
+  double ms, used;
+  (void)self;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|p:spin", kwlist, &ms_obj, &release)) {
+    return NULL;
+  }
+  if (parse_ms(ms_obj, &ms) < 0) {
+    return NULL;
+  }
+  if (release) {
+    Py_BEGIN_ALLOW_THREADS
+    used = burn_until(CLOCK_THREAD_CPUTIME_ID, ms / 1000.0);
+    Py_END_ALLOW_THREADS
+  } else {
+    used = burn_until(CLOCK_THREAD_CPUTIME_ID, ms / 1000.0);
+  }
+  return PyFloat_FromDouble(used);
+}
+
+PyDoc_STRVAR(spin_wall_doc,
+             "spin_wall(ms, release_gil=True) -> float\n\n"
+             "Busy-loop in native code until the monotonic clock advanced by ms\n"
+             "milliseconds; returns the thread CPU seconds used meanwhile.");
+
+static PyObject *spin_wall(PyObject *self, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"ms", "release_gil", NULL};
+  PyObject *ms_obj;
+  int release = 1;
+  double ms, cpu0, cpu1;
+  (void)self;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|p:spin_wall", kwlist, &ms_obj, &release)) {
+    return NULL;
+  }
+  if (parse_ms(ms_obj, &ms) < 0) {
+    return NULL;
+  }
+  cpu0 = clock_sec(CLOCK_THREAD_CPUTIME_ID);
+  if (release) {
+    Py_BEGIN_ALLOW_THREADS
+    burn_until(CLOCK_MONOTONIC, ms / 1000.0);
+    Py_END_ALLOW_THREADS
+  } else {
+    burn_until(CLOCK_MONOTONIC, ms / 1000.0);
+  }
+  cpu1 = clock_sec(CLOCK_THREAD_CPUTIME_ID);
+  return PyFloat_FromDouble(cpu1 - cpu0);
+}
+
+PyDoc_STRVAR(sleep_ms_doc,
+             "sleep_ms(ms) -> None\n\n"
+             "nanosleep for ms milliseconds without the GIL, resuming after\n"
+             "signals until the whole time has passed.");
+
+static PyObject *sleep_ms(PyObject *self, PyObject *arg) {
+  double ms;
+  struct timespec req, rem;
+  int rc;
+  (void)self;
+  if (parse_ms(arg, &ms) < 0) {
+    return NULL;
+  }
+  req.tv_sec = (time_t)(ms / 1000.0);
+  req.tv_nsec = (long)((ms / 1000.0 - (double)req.tv_sec) * 1e9);
+  Py_BEGIN_ALLOW_THREADS
+  while ((rc = nanosleep(&req, &rem)) != 0 && errno == EINTR) {
+    req = rem;
+  }
+  Py_END_ALLOW_THREADS
+  if (rc != 0) {
+    return PyErr_SetFromErrno(PyExc_OSError);
+  }
+  Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(thread_cpu_doc, "thread_cpu() -> float\n\nThis thread's CPU clock, in seconds.");
+
+static PyObject *thread_cpu(PyObject *self, PyObject *unused) {
+  (void)self;
+  (void)unused;
+  return PyFloat_FromDouble(clock_sec(CLOCK_THREAD_CPUTIME_ID));
+}
+
+PyDoc_STRVAR(process_cpu_doc,
+             "process_cpu() -> float\n\nThe process's CPU clock (all threads), in seconds.");
+
+static PyObject *process_cpu(PyObject *self, PyObject *unused) {
+  (void)self;
+  (void)unused;
+  return PyFloat_FromDouble(clock_sec(CLOCK_PROCESS_CPUTIME_ID));
+}
+
+PyDoc_STRVAR(gettid_doc, "gettid() -> int\n\nThe calling thread's kernel thread id.");
+
+static PyObject *gettid_(PyObject *self, PyObject *unused) {
+  (void)self;
+  (void)unused;
+  return PyLong_FromLong((long)syscall(SYS_gettid));
+}
+
+/* ---------------------------------------------------------------- module */
+
+static PyMethodDef methods[] = {
+    {"spin", (PyCFunction)(void (*)(void))spin, METH_VARARGS | METH_KEYWORDS, spin_doc},
+    {"spin_wall", (PyCFunction)(void (*)(void))spin_wall, METH_VARARGS | METH_KEYWORDS,
+     spin_wall_doc},
+    {"sleep_ms", sleep_ms, METH_O, sleep_ms_doc},
+    {"thread_cpu", thread_cpu, METH_NOARGS, thread_cpu_doc},
+    {"process_cpu", process_cpu, METH_NOARGS, process_cpu_doc},
+    {"gettid", gettid_, METH_NOARGS, gettid_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyModuleDef_Slot slots[] = {
+#if PY_VERSION_HEX >= 0x030c0000
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_scalenetest",
+    .m_doc = "Ground-truth native work for libscaleneprof's accuracy tests.",
+    .m_size = 0,
+    .m_methods = methods,
+    .m_slots = slots,
+};
+
+PyMODINIT_FUNC PyInit__scalenetest(void) { return PyModuleDef_Init(&module_def); }
