@@ -12,10 +12,12 @@ ran=0
 # Debian's (pure Python) pytest and its dependencies, and nothing else.
 shim=$dir/pytest-shim
 rm -rf "$shim" && mkdir -p "$shim"
-for m in pytest _pytest pluggy iniconfig packaging py py.py; do
+for m in pytest _pytest pluggy iniconfig packaging py py.py attr attrs; do
   [ -e "/usr/lib/python3/dist-packages/$m" ] && ln -s "/usr/lib/python3/dist-packages/$m" "$shim/$m"
 done
 export SCALENE_EXTRA_PYTHONPATH="$shim"
+# Debian's pytest 7.2 predates 3.12's ast deprecations: keep its warnings out of the log.
+export PYTEST_ADDOPTS="-p no:warnings"
 for v in 3.12 3.13; do
   py=""
   for cand in "${PYENV_ROOT:-/root/.pyenv}"/versions/$v.*/bin/python$v; do
