@@ -13,8 +13,9 @@
  *     not follow the tid;
  *   - drains every ring into the profile, symbolising pc-only locations;
  *   - with SCALENE_SAMPLER_OFFCPU, accumulates the starting thread's
- *     off-CPU time, Δwall − Δcpu, and charges it as system time to where the
- *     locator (remote mode) says that thread waits, each time it reaches one
+ *     off-CPU time, Δwall − Δcpu − Δ(run-queue wait, from the thread's
+ *     /proc schedstat), and charges it as system time to where the locator
+ *     (remote mode) says that thread waits, each time it reaches one
  *     interval.
  * stop deletes every timer, waits (bounded) until no thread of the process
  * has the signal pending and no handler runs, drains, and only then
@@ -29,6 +30,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +190,10 @@ static void atfork_child(void) {
     s->running = 0;
     s->thread_started = 0;
     s->offcpu_on = 0;
+    /* The /proc files name the parent's thread. */
+    if (s->off_sched_fd >= 0) close(s->off_sched_fd);
+    if (s->off_stat_fd >= 0) close(s->off_stat_fd);
+    s->off_sched_fd = s->off_stat_fd = -1;
     atomic_store(&s->in_handler, 0);
     pthread_mutex_init(&s->wake_lock, NULL);
     pthread_condattr_t ca;
@@ -241,6 +247,7 @@ int scalene_sampler_new(const scalene_sampler_options_t *opts, scalene_profile_t
   s->opts = o;
   s->opts.ring_capacity = round_pow2(o.ring_capacity);
   s->profile = profile;
+  s->off_sched_fd = s->off_stat_fd = -1;
   pthread_mutex_init(&s->lock, NULL);
   pthread_mutex_init(&s->wake_lock, NULL);
   pthread_condattr_t ca;
@@ -571,23 +578,125 @@ static void scan(scalene_sampler_t *s) {
 
 /* ------------------------------------------------------------ off-CPU */
 
-/* Off-CPU time of the starting thread: wall time minus its CPU time, summed
- * over ticks, charged as system time once it reaches one interval (or at
- * stop, when `final`).  A tick's share goes to where the thread is at the
- * end of that tick, so at most one tick of waiting lands on a neighbour. */
+/* The starting thread's scheduler statistics,
+ * /proc/self/task/<tid>/schedstat: "<on-CPU ns> <run-queue wait ns>
+ * <timeslices>".  The file stays open while the sampler runs and is re-read
+ * with pread at offset 0 (seq_file restarts there), one system call a tick.
+ * A kernel without scheduler statistics has no such file, or prints
+ * "0 0 0": then schedstat_wait fails and off-CPU time falls back to
+ * Δwall − Δcpu.  Returns 0 and sets *wait_ns, or -1. */
+static int schedstat_wait(int fd, uint64_t *wait_ns) {
+  char buf[96];
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  char *end;
+  unsigned long long run = strtoull(buf, &end, 10);
+  if (end == buf || run == 0) return -1; /* "0 0 0": the thread has surely run */
+  const char *q = end;
+  unsigned long long wait = strtoull(q, &end, 10);
+  if (end == q) return -1;
+  *wait_ns = wait;
+  return 0;
+}
+
+/* Whether the thread behind fd (its /proc stat) is runnable now: state R,
+ * on a CPU or waiting for one.  "<tid> (<comm>) <state> ...": comm is at
+ * most 15 bytes, so the state is within the first 64, after the last ')'
+ * there (the numbers that follow hold none).  Unknown counts as not. */
+static int stat_runnable(int fd) {
+  char buf[64];
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char *q = strrchr(buf, ')');
+  return q != NULL && q[1] == ' ' && q[2] == 'R';
+}
+
+static void schedstat_close(scalene_sampler_t *s) {
+  if (s->off_sched_fd >= 0) close(s->off_sched_fd);
+  if (s->off_stat_fd >= 0) close(s->off_stat_fd);
+  s->off_sched_fd = s->off_stat_fd = -1;
+}
+
+static void schedstat_open(scalene_sampler_t *s) {
+  char path[64];
+  s->off_sched_fd = s->off_stat_fd = -1;
+  s->off_since_run_ns = 0;
+  snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", (int)s->start_tid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  if (schedstat_wait(fd, &s->off_last_wait_ns) != 0) {
+    close(fd);
+    return;
+  }
+  s->off_sched_fd = fd;
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)s->start_tid);
+  s->off_stat_fd = open(path, O_RDONLY | O_CLOEXEC);
+}
+
+/* Off-CPU time of the starting thread, summed over ticks and charged as
+ * system time once it reaches one interval (or at stop, when `final`).  A
+ * tick's share goes to where the thread is at the end of that tick, so at
+ * most one tick of waiting lands on a neighbour.
+ *
+ * Off-CPU time is wall time minus CPU time minus the time the thread sat in
+ * the run queue, runnable but waiting for a CPU (preempted by other threads
+ * or processes): that is not the program's doing, so "system" means kernel
+ * time plus time blocked (sleep, I/O, locks) only.  The kernel adds a
+ * run-queue wait to schedstat only when the thread gets the CPU back, so a
+ * tick that falls inside a wait counts it as off-CPU, and a later tick
+ * subtracts it again.  Two things keep that pending wait from being
+ * charged:
+ *  - when the sum is due to be charged and the thread is runnable now (its
+ *    /proc stat says R: read only then, so a spinning thread costs one
+ *    pread a tick), the part that may be a pending wait -- the wall time
+ *    since the thread was last seen running, off_since_run_ns: the tick's
+ *    wall time minus its CPU time if it ran in the tick, else summed over
+ *    the ticks since it did -- is held back; a blocked thread (S, D, ...)
+ *    has no pending wait, since it ran to block;
+ *  - the sum is signed: the late subtraction is never lost, even for a
+ *    wait that got charged anyway (the thread got the CPU and blocked
+ *    again between the two reads), and the negative balance it then leaves
+ *    cancels the same amount of later off-CPU time; a negative amount is
+ *    never charged.
+ * Without schedstat the run-queue term is 0 and nothing is held back (the
+ * behaviour before it was read). */
 static void offcpu_step(scalene_sampler_t *s, int final) {
   if (!s->offcpu_on) return;
   uint64_t wall = mono_ns(), cpu;
   if (clock_ns(scalene__thread_cpuclock(s->start_tid), &cpu) != 0) {
     s->offcpu_on = 0; /* the thread has ended */
+    schedstat_close(s);
     return;
   }
   uint64_t dw = wall - s->off_last_wall_ns;
-  uint64_t dc = cpu >= s->off_last_cpu_ns ? cpu - s->off_last_cpu_ns : 0;
-  if (dw > dc) s->off_acc_ns += dw - dc;
+  uint64_t dc = cpu - s->off_last_cpu_ns;
+  int64_t off = (int64_t)dw - (int64_t)dc;
+  if (s->off_sched_fd >= 0) {
+    uint64_t wait;
+    if (schedstat_wait(s->off_sched_fd, &wait) == 0) {
+      if (wait >= s->off_last_wait_ns) off -= (int64_t)(wait - s->off_last_wait_ns);
+      s->off_last_wait_ns = wait;
+    } else {
+      schedstat_close(s); /* fall back to Δwall − Δcpu */
+    }
+  }
+  if (cpu > s->off_last_cpu_ns)
+    s->off_since_run_ns = dw > dc ? dw - dc : 0;
+  else
+    s->off_since_run_ns += dw;
+  s->off_acc_ns += off;
   s->off_last_wall_ns = wall;
   s->off_last_cpu_ns = cpu;
-  if (s->off_acc_ns == 0 || (!final && s->off_acc_ns < s->opts.interval_ns)) return;
+  if (s->off_acc_ns <= 0 || (!final && s->off_acc_ns < (int64_t)s->opts.interval_ns)) return;
+
+  int64_t amount = s->off_acc_ns;
+  if (s->off_sched_fd >= 0 && s->off_since_run_ns > 0 && s->off_stat_fd >= 0 &&
+      stat_runnable(s->off_stat_fd)) {
+    amount -= s->off_since_run_ns > (uint64_t)amount ? amount : (int64_t)s->off_since_run_ns;
+    if (amount <= 0 || (!final && amount < (int64_t)s->opts.interval_ns)) return;
+  }
 
   scalene_sample_context_t ctx;
   memset(&ctx, 0, sizeof ctx);
@@ -596,8 +705,8 @@ static void offcpu_step(scalene_sampler_t *s, int final) {
   scalene_location_t loc;
   memset(&loc, 0, sizeof loc);
   int r = s->opts.locator(&ctx, &loc, s->opts.locator_arg);
-  double sec[SCALENE_CPU_KINDS] = {0.0, 0.0, (double)s->off_acc_ns * 1e-9};
-  s->off_acc_ns = 0;
+  double sec[SCALENE_CPU_KINDS] = {0.0, 0.0, (double)amount * 1e-9};
+  s->off_acc_ns -= amount;
   if (r == SCALENE_LOCATE_FOUND || r == SCALENE_LOCATE_UNATTRIBUTED) {
     charge(s, &loc, r == SCALENE_LOCATE_UNATTRIBUTED, sec);
     atomic_fetch_add(&s->offcpu_samples, 1);
@@ -707,10 +816,7 @@ int scalene_sampler_start(scalene_sampler_t *s, scalene_error_t *err) {
   s->thread_tid = 0;
   s->off_acc_ns = 0;
   s->offcpu_on = 0;
-  if (s->opts.flags & SCALENE_SAMPLER_OFFCPU) {
-    s->off_last_wall_ns = mono_ns();
-    s->offcpu_on = clock_ns(scalene__thread_cpuclock(s->start_tid), &s->off_last_cpu_ns) == 0;
-  }
+  schedstat_close(s);
 
   /* The sampler's thread inherits a mask with every signal blocked. */
   sigset_t all, prev;
@@ -732,6 +838,13 @@ int scalene_sampler_start(scalene_sampler_t *s, scalene_error_t *err) {
 
   pthread_mutex_lock(&s->lock);
   scan(s);
+  /* Off-CPU time counts from here: the wait above for the sampler's thread
+   * to come up is the profiler's, not the program's. */
+  if (s->opts.flags & SCALENE_SAMPLER_OFFCPU) {
+    s->off_last_wall_ns = mono_ns();
+    s->offcpu_on = clock_ns(scalene__thread_cpuclock(s->start_tid), &s->off_last_cpu_ns) == 0;
+    if (s->offcpu_on) schedstat_open(s);
+  }
   pthread_mutex_unlock(&s->lock);
   s->running = 1;
   g_running = s;
@@ -800,6 +913,7 @@ int scalene_sampler_stop(scalene_sampler_t *s) {
   while (atomic_load(&s->in_handler) != 0 && mono_ns() < deadline) sleep_ns(100000);
   offcpu_step(s, 1);
   s->offcpu_on = 0;
+  schedstat_close(s);
   drain_all(s);
   for (size_t i = 0; i < s->n_slots; i++) s->slots[i]->in_use = 0;
   pthread_mutex_unlock(&s->lock);

@@ -137,10 +137,18 @@ struct scalene_sampler {
   int old_action_valid;
   int handler_may_run;         /* stop left the handler installed: never free the slots */
 
-  /* Off-CPU sampling of the starting thread. */
+  /* Off-CPU sampling of the starting thread.  off_acc_ns is signed: a
+   * run-queue wait reaches the kernel's schedstat only when the thread gets
+   * the CPU back, so a tick may see less off-CPU time than zero (see
+   * offcpu_step in sampler.c). */
   pid_t start_tid;
   int offcpu_on;
-  uint64_t off_last_wall_ns, off_last_cpu_ns, off_acc_ns;
+  uint64_t off_last_wall_ns, off_last_cpu_ns;
+  int64_t off_acc_ns;
+  int off_sched_fd;            /* /proc/self/task/<start_tid>/schedstat, or -1 */
+  int off_stat_fd;             /* /proc/self/task/<start_tid>/stat (its state), or -1 */
+  uint64_t off_last_wait_ns;   /* its run-queue wait (second field) at the last tick */
+  uint64_t off_since_run_ns;   /* bound on the wall time since it last ran */
 };
 
 /* ------------------------------------------------------------ helpers */

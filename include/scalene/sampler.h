@@ -14,7 +14,13 @@
  * With SCALENE_SAMPLER_OFFCPU, the time the starting thread spends off the
  * CPU (sleeping, blocked in I/O) is sampled from the sampler's own thread
  * and charged as system time to where that thread waits, without ever
- * interrupting it.
+ * interrupting it.  Off-CPU time is wall time minus CPU time minus the time
+ * the thread was runnable but waiting for a CPU (preempted by other threads
+ * or processes), read from its /proc/self/task/<tid>/schedstat; so "system"
+ * means kernel time plus time blocked waiting (sleep, I/O, locks), not time
+ * lost to other processes on a loaded machine.  On a kernel without
+ * scheduler statistics (no schedstat, or it reads zeros) the run-queue wait
+ * cannot be told apart and is counted as system time too.
  *
  * New threads are found by the sampler's thread at each tick
  * (/proc/self/task) and get their timer then; a thread shorter than one tick
@@ -68,7 +74,8 @@ typedef int (*scalene_locator_fn)(const scalene_sample_context_t *ctx, scalene_l
                                   void *arg);
 
 /* Sampler flags. */
-#define SCALENE_SAMPLER_OFFCPU 0x1u /* sample the starting thread's off-CPU time as system */
+#define SCALENE_SAMPLER_OFFCPU 0x1u /* sample the starting thread's off-CPU time as system:
+                                     * blocked (sleep, I/O, locks), not preempted */
 
 typedef struct scalene_sampler_options {
   size_t size;                /* sizeof(scalene_sampler_options_t); set by _init */
