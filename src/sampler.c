@@ -12,7 +12,7 @@
  *     backwards, or the old timer reads disarmed), since the old timer does
  *     not follow the tid;
  *   - drains every ring into the profile, symbolising pc-only locations;
- *   - with SCALENE_SAMPLER_OFFCPU, accumulates the starting thread's
+ *   - with SCALENE_CLOCK_WALL, accumulates the starting thread's
  *     off-CPU time, Δwall − Δcpu − Δ(run-queue wait, from the thread's
  *     /proc schedstat), and charges it as system time to where the locator
  *     (remote mode) says that thread waits, each time it reaches one
@@ -121,7 +121,7 @@ void scalene_sampler_options_init(scalene_sampler_options_t *opts) {
   opts->size = sizeof *opts;
   opts->interval_ns = DEFAULT_INTERVAL_NS;
   opts->signum = SIGRTMIN + 4;
-  opts->flags = 0;
+  opts->clock = SCALENE_CLOCK_WALL;
   opts->locator = NULL;
   opts->locator_arg = NULL;
   opts->interpreter_addr = NULL;
@@ -151,9 +151,9 @@ static int validate(const scalene_sampler_options_t *o, scalene_error_t *err) {
                        o->ring_capacity, MAX_RING_CAPACITY);
     return SCALENE_EINVAL;
   }
-  if (o->flags & ~SCALENE_SAMPLER_OFFCPU) {
-    scalene__error_set(err, NULL, 0, 0, -1, "flags: unknown bits 0x%x",
-                       o->flags & ~SCALENE_SAMPLER_OFFCPU);
+  if (o->clock != SCALENE_CLOCK_WALL && o->clock != SCALENE_CLOCK_CPU) {
+    scalene__error_set(err, NULL, 0, 0, -1, "clock: %d is not a scalene_sampler_clock_t",
+                       (int)o->clock);
     return SCALENE_EINVAL;
   }
   return 0;
@@ -840,7 +840,7 @@ int scalene_sampler_start(scalene_sampler_t *s, scalene_error_t *err) {
   scan(s);
   /* Off-CPU time counts from here: the wait above for the sampler's thread
    * to come up is the profiler's, not the program's. */
-  if (s->opts.flags & SCALENE_SAMPLER_OFFCPU) {
+  if (s->opts.clock == SCALENE_CLOCK_WALL) {
     s->off_last_wall_ns = mono_ns();
     s->offcpu_on = clock_ns(scalene__thread_cpuclock(s->start_tid), &s->off_last_cpu_ns) == 0;
     if (s->offcpu_on) schedstat_open(s);

@@ -672,8 +672,7 @@ static PyObject *profiler_new(PyTypeObject *type, PyObject *args, PyObject *kwds
   opts.interval_ns = (uint64_t)(interval * 1e9 + 0.5);
   if (signum != 0)
     opts.signum = signum;
-  if (offcpu)
-    opts.flags |= SCALENE_SAMPLER_OFFCPU;
+  opts.clock = offcpu ? SCALENE_CLOCK_WALL : SCALENE_CLOCK_CPU;
   opts.locator = core_locate;
   opts.locator_arg = &self->filter;
   opts.interpreter_addr = (const void *)&PyEval_EvalCode;

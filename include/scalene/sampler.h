@@ -11,7 +11,7 @@
  *  - Python or native: by the interrupted program counter -- inside the
  *    object that holds `interpreter_addr` is Python, elsewhere native;
  *    inside libc, libm, the dynamic loader or the vDSO the caller decides.
- * With SCALENE_SAMPLER_OFFCPU, the time the starting thread spends off the
+ * With SCALENE_CLOCK_WALL, the time the starting thread spends off the
  * CPU (sleeping, blocked in I/O) is sampled from the sampler's own thread
  * and charged as system time to where that thread waits, without ever
  * interrupting it.  Off-CPU time is wall time minus CPU time minus the time
@@ -73,15 +73,22 @@ typedef struct scalene_sample_context {
 typedef int (*scalene_locator_fn)(const scalene_sample_context_t *ctx, scalene_location_t *loc,
                                   void *arg);
 
-/* Sampler flags. */
-#define SCALENE_SAMPLER_OFFCPU 0x1u /* sample the starting thread's off-CPU time as system:
-                                     * blocked (sleep, I/O, locks), not preempted */
+/* What time the sampler measures.  Every thread is always sampled on its
+ * own CPU clock; SCALENE_CLOCK_WALL adds the time the starting thread spends
+ * blocked off the CPU (sleep, I/O, locks -- not time preempted by other
+ * processes), charged as system time to where it waits, so that the
+ * starting thread's samples add up to its wall time (Scalene's default).
+ * SCALENE_CLOCK_CPU counts CPU time only (Scalene's --use-virtual-time). */
+typedef enum scalene_sampler_clock {
+  SCALENE_CLOCK_WALL = 0,
+  SCALENE_CLOCK_CPU = 1
+} scalene_sampler_clock_t;
 
 typedef struct scalene_sampler_options {
   size_t size;                /* sizeof(scalene_sampler_options_t); set by _init */
   uint64_t interval_ns;       /* CPU time between samples of one thread; default 10 ms */
   int signum;                 /* the timer signal; default SIGRTMIN + 4 */
-  unsigned int flags;         /* SCALENE_SAMPLER_* */
+  scalene_sampler_clock_t clock; /* default SCALENE_CLOCK_WALL */
   scalene_locator_fn locator; /* required */
   void *locator_arg;
   const void *interpreter_addr; /* any address inside the interpreter, or NULL */
@@ -100,7 +107,7 @@ SCALENE_API int scalene_sampler_new(const scalene_sampler_options_t *opts,
 
 /* Installs the signal handler, starts the sampler's thread and arms a timer
  * on every thread of the process.  The thread that calls it is the one whose
- * off-CPU time is sampled (with SCALENE_SAMPLER_OFFCPU).  Fails with
+ * off-CPU time is sampled (with SCALENE_CLOCK_WALL).  Fails with
  * SCALENE_EBUSY, and a one-line message in *err naming the signal, when the
  * signal already has a handler other than the default; SCALENE_ESTATE when
  * this or another sampler runs. */

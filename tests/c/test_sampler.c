@@ -157,11 +157,11 @@ static double phase_sec(const scalene_profile_t *p, int phase, int kind) {
 }
 
 static scalene_sampler_t *make_sampler(scalene_profile_t *p, uint64_t interval_ns,
-                                       unsigned flags, const void *interp) {
+                                       int offcpu, const void *interp) {
   scalene_sampler_options_t o;
   scalene_sampler_options_init(&o);
   o.interval_ns = interval_ns;
-  o.flags = flags;
+  o.clock = offcpu ? SCALENE_CLOCK_WALL : SCALENE_CLOCK_CPU;
   o.locator = phase_locator;
   o.interpreter_addr = interp;
   scalene_sampler_t *s = NULL;
@@ -369,7 +369,7 @@ static void test_threads(void **state) {
 static void test_offcpu(void **state) {
   (void)state;
   scalene_profile_t *p = scalene_profile_new();
-  scalene_sampler_t *s = make_sampler(p, 10 * MS, SCALENE_SAMPLER_OFFCPU, NULL);
+  scalene_sampler_t *s = make_sampler(p, 10 * MS, 1, NULL);
   start_ok(s);
   set_phase(20);
   sleep_ms(300);
@@ -458,7 +458,7 @@ static void test_offcpu_preempted(void **state) {
   scalene_sampler_options_t o;
   scalene_sampler_options_init(&o);
   o.interval_ns = 10 * MS;
-  o.flags = SCALENE_SAMPLER_OFFCPU;
+  o.clock = SCALENE_CLOCK_WALL;
   o.locator = split_locator;
   scalene_sampler_t *s = NULL;
   scalene_error_t err;
