@@ -9,7 +9,7 @@
  *     new threads (their slot and ring are allocated here, never in the
  *     handler), retires vanished ones (drain, then timer_delete), and
  *     re-arms a tid that a new thread has reused (its CPU clock went
- *     backwards, or the old timer reads disarmed), since the old timer does
+ *     backwards), since the old timer does
  *     not follow the tid;
  *   - drains every ring into the profile, symbolising pc-only locations;
  *   - with SCALENE_CLOCK_WALL, accumulates the starting thread's
@@ -548,13 +548,15 @@ static void scan(scalene_sampler_t *s) {
       retire(s, sl);
       continue;
     }
-    struct itimerspec cur;
-    int dead_timer = sl->has_timer && timer_gettime(sl->timer, &cur) == 0 &&
-                     cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec == 0;
-    if (cpu < sl->seen_cpu_ns || dead_timer) {
-      /* A new thread has this tid: its CPU clock went backwards, or our
-       * timer reads disarmed (the kernel reports a timer whose thread has
-       * gone as zero; a live periodic one never is). */
+    /* A timer that reads disarmed is no sign of a dead thread: the kernel
+     * re-arms a periodic timer only when its signal is delivered, so a
+     * thread kept off the CPU with its signal pending reads zero too
+     * (re-arming it then lost that thread's CPU time under load).  Tids
+     * come back only after the pid space wraps, which a scan interval of
+     * a few milliseconds does not see; a CPU clock that went backwards
+     * is the sign that one did. */
+    if (cpu < sl->seen_cpu_ns) {
+      /* A new thread has this tid. */
       pid_t tid = sl->tid;
       retire(s, sl);
       if (arm(s, sl, tid) != 0) continue;
