@@ -150,5 +150,19 @@ int scalene_symbolize(uintptr_t pc, scalene_location_t *loc) {
     loc->pc = pc;
     return SCALENE_EINVAL;
   }
+  if (loc->line == 0 && loc->file[0] != '\0' && loc->file[0] != '<') {
+    /* No debug information: the "file" is the object (the program or a
+     * shared library), not a source file.  Name it <object> so that no
+     * reader takes the binary for source text (Python's own convention for
+     * code without a file, e.g. <frozen runpy>). */
+    char obj[SCALENE_LOCATION_FILE_MAX];
+    copy_str(obj, sizeof obj, loc->file);
+    size_t n = strlen(obj);
+    if (n > sizeof loc->file - 3) n = sizeof loc->file - 3;
+    loc->file[0] = '<';
+    memcpy(loc->file + 1, obj, n);
+    loc->file[n + 1] = '>';
+    loc->file[n + 2] = '\0';
+  }
   return 0;
 }

@@ -530,7 +530,9 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
     ts = f->start_tstate;
   }
   if (ts == NULL)
-    return SCALENE_LOCATE_SKIP;
+    /* A thread with no Python thread state (a C library's worker, a BLAS
+     * pool): its CPU time is the program's too, at no Python line. */
+    return SCALENE_LOCATE_UNATTRIBUTED;
 
   const void *addr = core_frames_top(ts, remote);
   for (int depth = 0; addr != NULL && depth < CORE_MAX_DEPTH; depth++) {

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/syscall.h>
@@ -94,6 +95,45 @@ static PyObject *spin(PyObject *self, PyObject *args, PyObject *kwds) {
     used = burn_until(CLOCK_THREAD_CPUTIME_ID, ms / 1000.0);
   }
   return PyFloat_FromDouble(used);
+}
+
+PyDoc_STRVAR(spin_in_c_thread_doc,
+             "spin_in_c_thread(ms) -> float\n\n"
+             "Starts a plain pthread (no Python thread state) that busy-loops until\n"
+             "its own CPU clock advanced by ms milliseconds, and joins it with the\n"
+             "GIL released; returns the CPU seconds that thread used.");
+
+struct c_thread_arg {
+  double seconds;
+  double used;
+};
+
+static void *c_thread_main(void *p) {
+  struct c_thread_arg *a = p;
+  a->used = burn_until(CLOCK_THREAD_CPUTIME_ID, a->seconds);
+  return NULL;
+}
+
+static PyObject *spin_in_c_thread(PyObject *self, PyObject *arg) {
+  double ms;
+  (void)self;
+  if (parse_ms(arg, &ms) < 0) {
+    return NULL;
+  }
+  struct c_thread_arg a = {ms / 1000.0, 0.0};
+  pthread_t t;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = pthread_create(&t, NULL, c_thread_main, &a);
+  if (rc == 0) {
+    pthread_join(t, NULL);
+  }
+  Py_END_ALLOW_THREADS
+  if (rc != 0) {
+    errno = rc;
+    return PyErr_SetFromErrno(PyExc_OSError);
+  }
+  return PyFloat_FromDouble(a.used);
 }
 
 PyDoc_STRVAR(spin_wall_doc,
@@ -183,6 +223,7 @@ static PyMethodDef methods[] = {
     {"spin_wall", (PyCFunction)(void (*)(void))spin_wall, METH_VARARGS | METH_KEYWORDS,
      spin_wall_doc},
     {"sleep_ms", sleep_ms, METH_O, sleep_ms_doc},
+    {"spin_in_c_thread", spin_in_c_thread, METH_O, spin_in_c_thread_doc},
     {"thread_cpu", thread_cpu, METH_NOARGS, thread_cpu_doc},
     {"process_cpu", process_cpu, METH_NOARGS, process_cpu_doc},
     {"gettid", gettid_, METH_NOARGS, gettid_doc},

@@ -242,16 +242,16 @@ def split_run_args(parser, argv):
             if rest[0] == "-m":
                 if len(rest) < 2:
                     return ours + ["-m"], None, None, []
-                return ours, "module", rest[1], rest[2:]
+                return ours, "module", rest[1], _after_program(rest[2:])
             if rest[0].startswith("-m") and len(rest[0]) > 2 and not rest[0].startswith("--"):
-                return ours, "module", rest[0][2:], rest[1:]
+                return ours, "module", rest[0][2:], _after_program(rest[1:])
             return ours, "script", rest[0], rest[1:]
         if a == "-m":
             if i + 1 >= len(argv):
                 return ours + ["-m"], None, None, []
-            return ours, "module", argv[i + 1], argv[i + 2:]
+            return ours, "module", argv[i + 1], _after_program(argv[i + 2:])
         if a.startswith("-m") and not a.startswith("--"):
-            return ours, "module", a[2:], argv[i + 1:]
+            return ours, "module", a[2:], _after_program(argv[i + 1:])
         if a.startswith("-") and a != "-":
             if a.startswith("--"):
                 name, has_value = a.split("=", 1)[0], "=" in a
@@ -263,11 +263,15 @@ def split_run_args(parser, argv):
                 i += 1
             i += 1
             continue
-        rest = argv[i + 1:]
-        if rest[:1] == ["---"]:
-            rest = rest[1:]
-        return ours, "script", a, rest
+        return ours, "script", a, _after_program(argv[i + 1:])
     return ours, None, None, []
+
+
+def _after_program(rest):
+    """The program's arguments: a `---` right after the program (script or
+    -m module) is Scalene's separator and is dropped; any later one is the
+    program's."""
+    return rest[1:] if rest[:1] == ["---"] else rest
 
 
 def run_command(argv):
@@ -416,6 +420,9 @@ def view_command(argv):
             pass
     except OSError as e:
         return _error("can't open file '%s': [Errno %d] %s" % (path, e.errno, e.strerror))
+    if not os.path.isfile(path):
+        # A device or a pipe (/dev/zero) would be read without end.
+        return _error("'%s' is not a regular file" % path)
     from scalene import profiler
     try:
         core = profiler.load_core()

@@ -170,9 +170,11 @@ class Session:
                                  reduced=bool(self.options.reduced_profile))
 
     def samples(self):
-        """Samples taken so far, or None if the extension cannot tell."""
+        """Samples taken so far (on the CPU and off it), or None if the
+        extension cannot tell."""
         try:
-            return int(self.profiler.stats()["samples"])
+            st = self.profiler.stats()
+            return int(st["samples"]) + int(st.get("offcpu_samples", 0))
         except (KeyError, TypeError, ValueError, load_core().Error):
             return None
 
