@@ -54,4 +54,52 @@ int scalene__file_has_source(const scalene_profile_t *p, size_t f);
 const scalene_output_options_t *scalene__output_options(const scalene_output_options_t *opts,
                                                         scalene_output_options_t *buf);
 
+/* stats.c (H2): memory values behind a line or function record that the
+ * public struct does not carry, for the output layer and loaders. */
+typedef struct scalene__line_memory {
+  double alloc_bytes, python_bytes, freed_bytes, copy_bytes, peak_bytes; /* loaders only */
+  uint64_t alloc_samples;                                                /* loaders only */
+  double live_bytes;  /* allocated at the record and still live, floored at 0 */
+  double avg_bytes;   /* time-average of live_bytes over the record's events */
+  double span_sec;    /* the time the average covers */
+  uint64_t grow_events, shrink_events; /* events that raised / lowered live_bytes */
+  size_t n_samples;                    /* loaders only: [seconds, MB] */
+  const double (*samples)[2];
+} scalene__line_memory_t;
+void scalene__line_memory(const scalene_line_stats_t *r, scalene__line_memory_t *m);
+/* Adds loaded memory values to the line record (function NULL) or to the
+ * function record (function, first_line).  0, SCALENE_EINVAL, SCALENE_ENOMEM. */
+int scalene__profile_add_line_memory(scalene_profile_t *p, const char *file, uint32_t line,
+                                     const char *function, uint32_t first_line,
+                                     const scalene__line_memory_t *m);
+/* Process-wide memory, read and (loaders) replaced. */
+typedef struct scalene__profile_memory {
+  int memory;
+  double alloc_bytes, live_bytes, max_footprint_bytes, max_footprint_python_fraction;
+  const char *max_footprint_file; /* NULL when unknown */
+  uint32_t max_footprint_line;
+  uint64_t alloc_samples;
+  size_t n_samples; /* footprint timeline [seconds, MB] */
+  const double (*samples)[2];
+} scalene__profile_memory_t;
+void scalene__profile_memory(const scalene_profile_t *p, scalene__profile_memory_t *m);
+int scalene__profile_set_memory(scalene_profile_t *p, const scalene__profile_memory_t *m);
+/* The leak rule of docs/json-format.md: returns 1 when the record is
+ * reported; *likelihood and *velocity_mb_s (either may be NULL) are set
+ * either way. */
+#define SCALENE__LEAK_LIKELIHOOD 0.95
+#define SCALENE__LEAK_LIVE_SHARE 0.01
+int scalene__leak(const scalene_line_stats_t *r, double elapsed_sec, double *likelihood,
+                  double *velocity_mb_s);
+
+/* stats.c: whether a profile knows its seconds.  A Scalene profile
+ * without total_cpu_sec and elapsed_time_sec has only shares; the loader
+ * then charges `units` (100) in place of seconds and marks the profile,
+ * and the output layer shows shares only (text) and writes no seconds
+ * (JSON).  The mark holds while the profile's elapsed time is 0 and its
+ * total is still `units` (anything that adds time makes it a profile of
+ * seconds again); clear and merge drop it; units 0 removes it. */
+void scalene__profile_mark_seconds_unknown(scalene_profile_t *p, double units);
+int scalene__profile_seconds_unknown(const scalene_profile_t *p);
+
 #endif /* SCALENE_INTERNAL_H */

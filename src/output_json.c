@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ void scalene_output_options_init(scalene_output_options_t *opts) {
   opts->color = 0;
   opts->width = 132;
   opts->memory = 0;
+  opts->leaks = 1;
 }
 
 const scalene_output_options_t *scalene__output_options(const scalene_output_options_t *opts,
@@ -111,12 +113,55 @@ static json_object *object_sorted(member_t *m, size_t n) {
   return o;
 }
 
+#define MB 1048576.0
+
+/* 100 * part / total clamped to [0, 100]: rounding makes 100 * x / x
+ * 100.00000000000001 for some x (0.007), which a reader of a percentage
+ * need not expect.  0 when total is not positive. */
+static double percent(double part, double total) {
+  if (!(total > 0)) return 0.0;
+  double pct = 100.0 * part / total;
+  return pct > 100.0 ? 100.0 : pct > 0 ? pct : 0.0;
+}
+
+/* What every entry needs from the whole profile. */
+typedef struct ctx {
+  double total;       /* all CPU seconds */
+  double alloc_bytes; /* all bytes allocated */
+  double elapsed;     /* wall seconds */
+  int reduced;
+  int no_seconds;     /* the profile's seconds are units of shares */
+} ctx_t;
+
+/* A timeline as Scalene writes it: [[t_ns, MB], ...], t in integer
+ * nanoseconds since the start (stats.c keeps times to the nanosecond). */
+static json_object *timeline_json(size_t n, const double (*pts)[2]) {
+  json_object *a = json_object_new_array();
+  for (size_t i = 0; a != NULL && i < n; i++) {
+    json_object *pt = json_object_new_array();
+    if (pt == NULL) break;
+    json_object_array_add(pt, json_object_new_int64(pts[i][0] < 9e9 ? (int64_t)(pts[i][0] * 1e9 + 0.5) : INT64_MAX));
+    json_object_array_add(pt, jdouble(pts[i][1]));
+    json_object_array_add(a, pt);
+  }
+  return a;
+}
+
 /* One line (or function) entry.  text is the line's source, or the
- * function's qualified name. */
-static json_object *line_entry(const char *text, uint32_t lineno, const double sec[3],
-                               uint64_t samples, double total) {
+ * function's qualified name; r is the record, or NULL for a line without
+ * one (all zeros). */
+static json_object *line_entry(const char *text, uint32_t lineno, const scalene_line_stats_t *r,
+                               const ctx_t *c) {
+  static const double zero[3] = {0, 0, 0};
+  const double *sec = r ? r->cpu_sec : zero;
+  uint64_t samples = r ? r->cpu_samples : 0;
   double pct[3];
-  for (int k = 0; k < 3; k++) pct[k] = total > 0 ? 100.0 * sec[k] / total : 0.0;
+  for (int k = 0; k < 3; k++) pct[k] = percent(sec[k], c->total);
+  scalene__line_memory_t lm;
+  memset(&lm, 0, sizeof lm);
+  if (r != NULL) scalene__line_memory(r, &lm);
+  double alloc = r ? r->alloc_bytes : 0, python = r ? r->python_bytes : 0;
+  double copy = r ? r->copy_bytes : 0;
   char *clean = utf8_clean(text, strlen(text));
   member_t m[] = {
       {"line", clean ? json_object_new_string(clean) : NULL},
@@ -128,28 +173,44 @@ static json_object *line_entry(const char *text, uint32_t lineno, const double s
       {"n_gpu_percent", jdouble(0.0)},
       {"n_gpu_avg_memory_mb", jdouble(0.0)},
       {"n_gpu_peak_memory_mb", jdouble(0.0)},
-      {"n_malloc_mb", jdouble(0.0)},
-      {"n_mallocs", json_object_new_int(0)},
-      {"n_avg_mb", jdouble(0.0)},
-      {"n_peak_mb", jdouble(0.0)},
-      {"n_growth_mb", jdouble(0.0)},
-      {"n_usage_fraction", jdouble(0.0)},
-      {"n_python_fraction", jdouble(0.0)},
-      {"n_copy_mb_s", jdouble(0.0)},
-      {"memory_samples", json_object_new_array()},
+      {"n_malloc_mb", jdouble(alloc / MB)},
+      {"n_mallocs", json_object_new_int64(r ? (int64_t)r->alloc_samples : 0)},
+      {"n_avg_mb", jdouble(lm.avg_bytes / MB)},
+      {"n_peak_mb", jdouble(r ? r->peak_bytes / MB : 0.0)},
+      {"n_growth_mb", jdouble(lm.live_bytes / MB)},
+      {"n_usage_fraction", jdouble(c->alloc_bytes > 0 ? alloc / c->alloc_bytes : 0.0)},
+      {"n_python_fraction", jdouble(alloc > 0 ? python / alloc : 0.0)},
+      {"n_copy_mb_s", jdouble(c->elapsed > 0 ? copy / MB / c->elapsed : 0.0)},
+      {"memory_samples", r ? timeline_json(r->n_memory_samples, r->memory_samples)
+                           : json_object_new_array()},
       {"cpu_samples_list", json_object_new_array()},
       /* ours */
       {"cpu_samples", json_object_new_int64((int64_t)samples)},
       {"n_cpu_sec_python", jdouble(sec[SCALENE_CPU_PYTHON])},
       {"n_cpu_sec_c", jdouble(sec[SCALENE_CPU_NATIVE])},
       {"n_sys_sec", jdouble(sec[SCALENE_CPU_SYSTEM])},
+      {"n_python_mb", jdouble(python / MB)},
+      {"n_freed_mb", jdouble(r ? r->freed_bytes / MB : 0.0)},
+      {"n_copy_mb", jdouble(copy / MB)},
+      {"memory_span_sec", jdouble(lm.span_sec)},
+      {"n_grow_events", json_object_new_int64((int64_t)lm.grow_events)},
+      {"n_shrink_events", json_object_new_int64((int64_t)lm.shrink_events)},
   };
   free(clean);
-  return object_sorted(m, sizeof m / sizeof m[0]);
+  json_object *o = object_sorted(m, sizeof m / sizeof m[0]);
+  if (o != NULL && c->no_seconds) {
+    /* Shares only: without the seconds a reader falls back to them. */
+    json_object_object_del(o, "n_cpu_sec_python");
+    json_object_object_del(o, "n_cpu_sec_c");
+    json_object_object_del(o, "n_sys_sec");
+  }
+  return o;
 }
 
 static int all_zero(const scalene_line_stats_t *r) {
-  return r->cpu_samples == 0 && r->cpu_sec[0] == 0 && r->cpu_sec[1] == 0 && r->cpu_sec[2] == 0;
+  return r->cpu_samples == 0 && r->cpu_sec[0] == 0 && r->cpu_sec[1] == 0 && r->cpu_sec[2] == 0 &&
+         r->alloc_bytes == 0 && r->freed_bytes == 0 && r->copy_bytes == 0 &&
+         r->alloc_samples == 0;
 }
 
 void scalene__source_free(scalene__source_t *s) {
@@ -206,7 +267,8 @@ int scalene__file_has_source(const scalene_profile_t *p, size_t f) {
  * loaded one does: that text is what was profiled), merged with the records (which may name lines past the end
  * of a file that changed, or line 0); else one entry per record. */
 static json_object *file_lines(const scalene_profile_t *p, size_t f, const char *name,
-                               double total, int reduced) {
+                               const ctx_t *c) {
+  int reduced = c->reduced;
   json_object *arr = json_object_new_array();
   if (arr == NULL) return NULL;
   scalene__source_t src = {NULL, 0};
@@ -214,7 +276,6 @@ static json_object *file_lines(const scalene_profile_t *p, size_t f, const char 
     json_object_put(arr);
     return NULL;
   }
-  static const double zero[3] = {0, 0, 0};
   size_t i = 0;
   const scalene_line_stats_t *r = scalene_profile_file_line(p, f, i);
   uint32_t lineno = 1;
@@ -231,7 +292,7 @@ static json_object *file_lines(const scalene_profile_t *p, size_t f, const char 
         else if (r->source == NULL)
           text = strdup("");
         if (text == NULL) goto oom;
-        e = line_entry(text, r->line, r->cpu_sec, r->cpu_samples, total);
+        e = line_entry(text, r->line, r, c);
         free(text);
         if (e == NULL) goto oom;
       }
@@ -239,12 +300,11 @@ static json_object *file_lines(const scalene_profile_t *p, size_t f, const char 
     } else if (lineno <= src.n) {
       if (r != NULL && r->line == lineno) {
         if (!(reduced && all_zero(r)))
-          if ((e = line_entry(src.lines[lineno - 1], lineno, r->cpu_sec, r->cpu_samples,
-                              total)) == NULL)
+          if ((e = line_entry(src.lines[lineno - 1], lineno, r, c)) == NULL)
             goto oom;
         r = scalene_profile_file_line(p, f, ++i);
       } else if (!reduced) {
-        if ((e = line_entry(src.lines[lineno - 1], lineno, zero, 0, total)) == NULL) goto oom;
+        if ((e = line_entry(src.lines[lineno - 1], lineno, NULL, c)) == NULL) goto oom;
       }
       lineno++;
     } else {
@@ -260,14 +320,13 @@ oom:
   return NULL;
 }
 
-static json_object *file_functions(const scalene_profile_t *p, size_t f, double total,
-                                   int reduced) {
+static json_object *file_functions(const scalene_profile_t *p, size_t f, const ctx_t *c) {
   json_object *arr = json_object_new_array();
   if (arr == NULL) return NULL;
   const scalene_line_stats_t *r;
   for (size_t i = 0; (r = scalene_profile_file_function(p, f, i)) != NULL; i++) {
-    if (reduced && all_zero(r)) continue;
-    json_object *e = line_entry(r->function, r->line, r->cpu_sec, r->cpu_samples, total);
+    if (c->reduced && all_zero(r)) continue;
+    json_object *e = line_entry(r->function, r->line, r, c);
     if (e == NULL) {
       json_object_put(arr);
       return NULL;
@@ -277,12 +336,63 @@ static json_object *file_functions(const scalene_profile_t *p, size_t f, double 
   return arr;
 }
 
+typedef struct leak {
+  uint32_t line;
+  double likelihood, velocity;
+} leak_t;
+
+static int cmp_leak(const void *a, const void *b) {
+  const leak_t *x = a, *y = b;
+  if (x->likelihood != y->likelihood) return x->likelihood < y->likelihood ? 1 : -1;
+  return (x->line > y->line) - (x->line < y->line);
+}
+
+/* The "leaks" object of file f: {"<lineno>": {likelihood, velocity_mb_s}}
+ * for the lines the leak rule reports (scalene__leak), most likely first;
+ * {} when opts->leaks is 0. */
+static json_object *file_leaks(const scalene_profile_t *p, size_t f,
+                               const scalene_profile_info_t *info,
+                               const scalene_output_options_t *opts) {
+  json_object *o = json_object_new_object();
+  if (o == NULL || !opts->leaks) return o;
+  const scalene_file_stats_t *fs = scalene_profile_file(p, f);
+  leak_t *l = calloc(fs->n_lines ? fs->n_lines : 1, sizeof *l);
+  if (l == NULL) {
+    json_object_put(o);
+    return NULL;
+  }
+  size_t n = 0;
+  const scalene_line_stats_t *r;
+  for (size_t i = 0; (r = scalene_profile_file_line(p, f, i)) != NULL; i++)
+    if (scalene__leak(r, info->elapsed_sec, &l[n].likelihood, &l[n].velocity)) l[n++].line = r->line;
+  qsort(l, n, sizeof *l, cmp_leak);
+  for (size_t i = 0; i < n; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "%u", l[i].line);
+    member_t m[] = {{"likelihood", jdouble(l[i].likelihood)},
+                    {"velocity_mb_s", jdouble(l[i].velocity)}};
+    json_object *e = object_sorted(m, 2);
+    if (e == NULL) {
+      free(l);
+      json_object_put(o);
+      return NULL;
+    }
+    json_object_object_add(o, key, e);
+  }
+  free(l);
+  return o;
+}
+
 /* The whole document; the caller holds the profile's lock. */
 static json_object *build(const scalene_profile_t *p, const scalene_output_options_t *opts) {
   scalene_profile_info_t info;
   info.size = sizeof info;
   scalene_profile_get_info(p, &info);
   double total = info.total_cpu_sec;
+  scalene__profile_memory_t pm;
+  scalene__profile_memory(p, &pm);
+  ctx_t c = {total, info.alloc_bytes, info.elapsed_sec, opts->reduced,
+             scalene__profile_seconds_unknown(p)};
 
   json_object *files = json_object_new_object();
   if (files == NULL) return NULL;
@@ -290,17 +400,18 @@ static json_object *build(const scalene_profile_t *p, const scalene_output_optio
   for (size_t f = 0; f < nf; f++) {
     const scalene_file_stats_t *fs = scalene_profile_file(p, f);
     double fsec = fs->cpu_sec[0] + fs->cpu_sec[1] + fs->cpu_sec[2];
-    json_object *lines = file_lines(p, f, fs->name, total, opts->reduced);
-    json_object *funcs = file_functions(p, f, total, opts->reduced);
+    json_object *lines = file_lines(p, f, fs->name, &c);
+    json_object *funcs = file_functions(p, f, &c);
+    json_object *leaks = file_leaks(p, f, &info, opts);
     member_t m[] = {
         {"functions", funcs},
         {"imports", json_object_new_array()},
-        {"leaks", json_object_new_object()},
+        {"leaks", leaks},
         {"lines", lines},
-        {"percent_cpu_time", jdouble(total > 0 ? 100.0 * fsec / total : 0.0)},
+        {"percent_cpu_time", jdouble(percent(fsec, total))},
     };
     json_object *fo = object_sorted(m, sizeof m / sizeof m[0]);
-    if (lines == NULL || funcs == NULL || fo == NULL) {
+    if (lines == NULL || funcs == NULL || leaks == NULL || fo == NULL) {
       json_object_put(fo);
       json_object_put(files);
       return NULL;
@@ -322,28 +433,41 @@ static json_object *build(const scalene_profile_t *p, const scalene_output_optio
     free(a);
   }
   char *program = utf8_clean(info.program, strlen(info.program));
+  char *fname = pm.max_footprint_file
+                    ? utf8_clean(pm.max_footprint_file, strlen(pm.max_footprint_file))
+                    : NULL;
   member_t m[] = {
       {"program", program ? json_object_new_string(program) : NULL},
       {"args", args},
       {"elapsed_time_sec", jdouble(info.elapsed_sec)},
       {"start_time_absolute", jdouble(info.start_time_absolute)},
-      {"alloc_samples", json_object_new_int(0)},
-      {"growth_rate", jdouble(0.0)},
-      {"max_footprint_mb", jdouble(0.0)},
-      {"max_footprint_fname", NULL},
-      {"max_footprint_lineno", NULL},
-      {"memory", json_object_new_boolean(opts->memory != 0)},
+      {"alloc_samples", json_object_new_int64((int64_t)pm.alloc_samples)},
+      {"growth_rate", jdouble(percent(pm.live_bytes, pm.alloc_bytes))},
+      {"max_footprint_mb", jdouble(pm.max_footprint_bytes / MB)},
+      {"max_footprint_fname", fname ? json_object_new_string(fname) : NULL},
+      {"max_footprint_lineno",
+       pm.max_footprint_file ? json_object_new_int64(pm.max_footprint_line) : NULL},
+      {"max_footprint_python_fraction", jdouble(pm.max_footprint_python_fraction)},
+      {"memory", json_object_new_boolean(opts->memory != 0 || pm.memory != 0)},
       {"gpu", json_object_new_boolean(0)},
-      {"samples", json_object_new_array()},
+      {"samples", timeline_json(pm.n_samples, pm.samples)},
       {"files", files},
       /* ours */
       {"scaleneprof_version", json_object_new_string(scalene_version())},
       {"total_cpu_sec", jdouble(info.total_cpu_sec)},
       {"unattributed_cpu_sec", jdouble(info.unattributed_cpu_sec)},
       {"cpu_samples", json_object_new_int64((int64_t)info.cpu_samples)},
+      {"total_alloc_mb", jdouble(pm.alloc_bytes / MB)},
+      {"final_footprint_mb", jdouble(pm.live_bytes / MB)},
   };
   free(program);
-  return object_sorted(m, sizeof m / sizeof m[0]);
+  free(fname);
+  json_object *root = object_sorted(m, sizeof m / sizeof m[0]);
+  if (root != NULL && c.no_seconds) {
+    json_object_object_del(root, "total_cpu_sec");
+    json_object_object_del(root, "unattributed_cpu_sec");
+  }
+  return root;
 }
 
 /* ------------------------------------------------------------ writing */
@@ -475,41 +599,80 @@ int scalene_output_write_json(const scalene_profile_t *p, const char *path,
 
 /* ------------------------------------------------------------ reading */
 
-/* Reads a whole file; *len excludes the NUL added after it. */
+/* The largest profile read: a bigger file is refused rather than read. */
+#define READ_MAX ((off_t)1 << 30)
+
+/* Reads a whole regular file of at most READ_MAX bytes; *len excludes the
+ * NUL added after it.  The file is opened without blocking (a FIFO with no
+ * writer would block in open) and checked with fstat before anything is
+ * read: a FIFO, a device (/dev/zero) or a directory is refused, as is a
+ * file that grows past READ_MAX while being read. */
 static int slurp(const char *path, char **out, size_t *len, scalene_error_t *err) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
     int e = errno;
     scalene__error_set(err, path, 0, 0, -1, "cannot open: %s", strerror(e));
     return e == ENOENT ? SCALENE_ENOENT : SCALENE_EIO;
   }
-  size_t cap = 65536, n = 0;
-  char *buf = malloc(cap);
-  while (buf != NULL) {
-    if (n + 1 >= cap) {
-      char *nb = realloc(buf, 2 * cap);
-      if (nb == NULL) break;
-      buf = nb;
-      cap *= 2;
-    }
-    size_t r = fread(buf + n, 1, cap - n - 1, f);
-    n += r;
-    if (r == 0) break;
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    scalene__error_set(err, path, 0, 0, -1, "cannot stat: %s", strerror(e));
+    return SCALENE_EIO;
   }
-  if (buf == NULL || n + 1 >= cap) {
-    fclose(f);
-    free(buf);
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    scalene__error_set(err, path, 0, 0, -1, "not a regular file");
+    return SCALENE_EIO;
+  }
+  if (st.st_size > READ_MAX) {
+    close(fd);
+    scalene__error_set(err, path, 0, 0, -1, "file too large (over %lld bytes)",
+                       (long long)READ_MAX);
+    return SCALENE_EIO;
+  }
+  /* Room for the size fstat gave, plus one byte to notice growth. */
+  size_t cap = (size_t)st.st_size + 2, n = 0;
+  char *buf = malloc(cap);
+  if (buf == NULL) {
+    close(fd);
     scalene__error_set(err, path, 0, 0, -1, "out of memory");
     return SCALENE_ENOMEM;
   }
-  if (ferror(f)) {
-    int e = errno;
-    fclose(f);
-    free(buf);
-    scalene__error_set(err, path, 0, 0, -1, "cannot read: %s", strerror(e));
-    return SCALENE_EIO;
+  for (;;) {
+    if (n + 1 >= cap) {
+      if ((off_t)n >= READ_MAX) {
+        close(fd);
+        free(buf);
+        scalene__error_set(err, path, 0, 0, -1, "file too large (over %lld bytes)",
+                           (long long)READ_MAX);
+        return SCALENE_EIO;
+      }
+      size_t ncap = 2 * cap > (size_t)READ_MAX + 2 ? (size_t)READ_MAX + 2 : 2 * cap;
+      char *nb = realloc(buf, ncap);
+      if (nb == NULL) {
+        close(fd);
+        free(buf);
+        scalene__error_set(err, path, 0, 0, -1, "out of memory");
+        return SCALENE_ENOMEM;
+      }
+      buf = nb;
+      cap = ncap;
+    }
+    ssize_t r = read(fd, buf + n, cap - n - 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      int e = errno;
+      close(fd);
+      free(buf);
+      scalene__error_set(err, path, 0, 0, -1, "cannot read: %s", strerror(e));
+      return SCALENE_EIO;
+    }
+    if (r == 0) break;
+    n += (size_t)r;
   }
-  fclose(f);
+  close(fd);
   buf[n] = '\0';
   *out = buf;
   *len = n;
@@ -532,6 +695,8 @@ static void position(const char *buf, size_t offset, int *line, int *column) {
 typedef struct reader {
   const char *path;
   scalene_error_t *err;
+  int ours;       /* written by us (has "scaleneprof_version") */
+  double elapsed; /* elapsed_time_sec */
 } reader_t;
 
 static int bad(reader_t *rd, const char *fmt, const char *what, const char *member) {
@@ -553,7 +718,10 @@ static int opt_number(reader_t *rd, json_object *o, const char *where, const cha
   if (!json_object_object_get_ex(o, key, &v) || v == NULL) return 0;
   if (!is_number(v)) return bad(rd, "%s\"%s\" is not a number", where, key);
   double d = json_object_get_double(v);
-  *out = isfinite(d) ? d : 0.0;
+  /* NaN and Infinity (which Python writes) and numbers that overflow to
+   * infinity (1e400) stand for no amount of time or memory. */
+  if (!isfinite(d)) return bad(rd, "%s\"%s\" is not a finite number", where, key);
+  *out = d;
   if (present) *present = 1;
   return 0;
 }
@@ -586,6 +754,101 @@ static int entry_seconds(reader_t *rd, json_object *e, const char *where, double
   }
   *samples = 0;
   return opt_count(rd, e, where, "cpu_samples", samples);
+}
+
+/* A timeline [[t_ns, MB], ...] into a malloc'ed [seconds, MB] array. */
+static int read_timeline(reader_t *rd, json_object *o, const char *where, const char *key,
+                         double (**out)[2], size_t *n) {
+  json_object *v;
+  *out = NULL;
+  *n = 0;
+  if (!json_object_object_get_ex(o, key, &v) || v == NULL) return 0;
+  if (!json_object_is_type(v, json_type_array))
+    return bad(rd, "%s\"%s\" is not an array", where, key);
+  size_t len = json_object_array_length(v);
+  if (len == 0) return 0;
+  double(*pts)[2] = malloc(len * sizeof pts[0]);
+  if (pts == NULL) return SCALENE_ENOMEM;
+  for (size_t i = 0; i < len; i++) {
+    json_object *pt = json_object_array_get_idx(v, i);
+    if (!json_object_is_type(pt, json_type_array) || json_object_array_length(pt) < 2 ||
+        !is_number(json_object_array_get_idx(pt, 0)) ||
+        !is_number(json_object_array_get_idx(pt, 1))) {
+      free(pts);
+      return bad(rd, "%s\"%s\" holds something that is not a [time, MB] pair", where, key);
+    }
+    json_object *t = json_object_array_get_idx(pt, 0);
+    double tns = json_object_is_type(t, json_type_int) ? (double)json_object_get_int64(t)
+                                                       : json_object_get_double(t);
+    double mb = json_object_get_double(json_object_array_get_idx(pt, 1));
+    if (!isfinite(tns) || !isfinite(mb)) {
+      free(pts);
+      return bad(rd, "%s\"%s\" holds a number that is not finite", where, key);
+    }
+    pts[i][0] = tns > 0 ? tns / 1e9 : 0;
+    pts[i][1] = mb > 0 ? mb : 0;
+  }
+  *out = pts;
+  *n = len;
+  return 0;
+}
+
+/* The memory members of a line or function entry, in bytes.  Ours carry
+ * the raw values; Scalene's are converted (docs/json-format.md,
+ * "Reading"). */
+static int entry_memory(reader_t *rd, json_object *e, const char *where,
+                        scalene__line_memory_t *m, double (**pts)[2], int *nonzero) {
+  double malloc_mb = 0, pyfrac = 0, peak = 0, avg = 0, growth = 0, copy_s = 0;
+  double py_mb = 0, freed_mb = 0, copy_mb = 0, span = 0;
+  int have_py, have_freed, have_copy;
+  uint64_t grow = 0, shrink = 0, mallocs = 0;
+  int rc;
+  memset(m, 0, sizeof *m);
+  *pts = NULL;
+  if ((rc = opt_number(rd, e, where, "n_malloc_mb", &malloc_mb, NULL)) != 0 ||
+      (rc = opt_number(rd, e, where, "n_python_fraction", &pyfrac, NULL)) != 0 ||
+      (rc = opt_number(rd, e, where, "n_peak_mb", &peak, NULL)) != 0 ||
+      (rc = opt_number(rd, e, where, "n_avg_mb", &avg, NULL)) != 0 ||
+      (rc = opt_number(rd, e, where, "n_growth_mb", &growth, NULL)) != 0 ||
+      (rc = opt_number(rd, e, where, "n_copy_mb_s", &copy_s, NULL)) != 0 ||
+      (rc = opt_number(rd, e, where, "n_python_mb", &py_mb, &have_py)) != 0 ||
+      (rc = opt_number(rd, e, where, "n_freed_mb", &freed_mb, &have_freed)) != 0 ||
+      (rc = opt_number(rd, e, where, "n_copy_mb", &copy_mb, &have_copy)) != 0 ||
+      (rc = opt_number(rd, e, where, "memory_span_sec", &span, NULL)) != 0 ||
+      (rc = opt_count(rd, e, where, "n_mallocs", &mallocs)) != 0 ||
+      (rc = opt_count(rd, e, where, "n_grow_events", &grow)) != 0 ||
+      (rc = opt_count(rd, e, where, "n_shrink_events", &shrink)) != 0)
+    return rc;
+  double(*t)[2];
+  size_t n;
+  if ((rc = read_timeline(rd, e, where, "memory_samples", &t, &n)) != 0) return rc;
+#define POS(x) ((x) > 0 ? (x) : 0.0)
+  m->alloc_bytes = POS(malloc_mb) * MB;
+  m->python_bytes = have_py ? POS(py_mb) * MB : POS(pyfrac) * m->alloc_bytes;
+  m->peak_bytes = POS(peak) * MB;
+  m->avg_bytes = POS(avg) * MB;
+  m->span_sec = POS(span);
+  m->copy_bytes = have_copy ? POS(copy_mb) * MB : POS(copy_s) * MB * POS(rd->elapsed);
+  m->alloc_samples = mallocs;
+  m->grow_events = grow;
+  m->shrink_events = shrink;
+  if (rd->ours) {
+    m->live_bytes = POS(growth) * MB;
+    m->freed_bytes = have_freed ? POS(freed_mb) * MB : 0;
+  } else {
+    /* Scalene's n_growth_mb is an alias of n_peak_mb: what stays live at
+     * the end of the run is not in its files. */
+    m->live_bytes = 0;
+    m->freed_bytes = m->alloc_bytes;
+  }
+#undef POS
+  if (m->python_bytes > m->alloc_bytes) m->python_bytes = m->alloc_bytes;
+  m->n_samples = n;
+  m->samples = (const double(*)[2])t;
+  *pts = t;
+  *nonzero = m->alloc_bytes > 0 || m->copy_bytes > 0 || m->freed_bytes > 0 || m->peak_bytes > 0 ||
+             mallocs > 0 || n > 0;
+  return 0;
 }
 
 static int read_file_entry(reader_t *rd, scalene_profile_t *p, const char *name,
@@ -631,21 +894,97 @@ static int read_file_entry(reader_t *rd, scalene_profile_t *p, const char *name,
       int rc = entry_seconds(rd, e, mwhere, total, sec, &samples);
       if (rc != 0) return rc;
       int nonzero = samples > 0 || sec[0] > 0 || sec[1] > 0 || sec[2] > 0;
+      scalene__line_memory_t mem;
+      double(*pts)[2] = NULL;
+      int mem_nonzero = 0;
+      if ((rc = entry_memory(rd, e, mwhere, &mem, &pts, &mem_nonzero)) != 0) return rc;
       if (pass == 0) {
         if (nonzero && (rc = scalene__profile_add_line(p, name, lineno, sec, samples)) != 0)
-          return rc;
+          goto entry_out;
+        if (mem_nonzero &&
+            (rc = scalene__profile_add_line_memory(p, name, lineno, NULL, 0, &mem)) != 0)
+          goto entry_out;
         if (text[0] != '\0' && (rc = scalene_profile_set_source(p, name, lineno, text)) != 0)
-          return rc;
+          goto entry_out;
         *attributed += sec[0] + sec[1] + sec[2];
       } else {
-        if (text[0] == '\0') return bad(rd, "%s.\"%s\" is empty", ewhere, "line");
+        if (text[0] == '\0') {
+          free(pts);
+          return bad(rd, "%s.\"%s\" is empty", ewhere, "line");
+        }
         if ((rc = scalene__profile_add_function(p, name, text, lineno, sec, samples)) != 0)
-          return rc;
+          goto entry_out;
+        if (mem_nonzero &&
+            (rc = scalene__profile_add_line_memory(p, name, 0, text, lineno, &mem)) != 0)
+          goto entry_out;
       }
+    entry_out:
+      free(pts);
+      if (rc != 0) return rc;
     }
   }
   return 0;
 }
+
+/* The top-level memory members (after the files: Scalene's files give
+ * the total allocation volume). */
+static int read_memory(reader_t *rd, json_object *root, scalene_profile_t *p) {
+  scalene__profile_memory_t m;
+  memset(&m, 0, sizeof m);
+  double max_mb = 0, pyfrac = 0, growth = 0, total_mb = 0, final_mb = 0;
+  int have_total, have_final, rc;
+  uint64_t alloc_samples = 0;
+  json_object *v;
+  if ((rc = opt_number(rd, root, "member ", "max_footprint_mb", &max_mb, NULL)) != 0 ||
+      (rc = opt_number(rd, root, "member ", "max_footprint_python_fraction", &pyfrac, NULL)) !=
+          0 ||
+      (rc = opt_number(rd, root, "member ", "growth_rate", &growth, NULL)) != 0 ||
+      (rc = opt_number(rd, root, "member ", "total_alloc_mb", &total_mb, &have_total)) != 0 ||
+      (rc = opt_number(rd, root, "member ", "final_footprint_mb", &final_mb, &have_final)) != 0 ||
+      (rc = opt_count(rd, root, "member ", "alloc_samples", &alloc_samples)) != 0)
+    return rc;
+  if (json_object_object_get_ex(root, "memory", &v) && v != NULL) {
+    if (!json_object_is_type(v, json_type_boolean))
+      return bad(rd, "%smember \"%s\" is not a boolean", "", "memory");
+    m.memory = json_object_get_boolean(v);
+  }
+  if (json_object_object_get_ex(root, "max_footprint_fname", &v) && v != NULL) {
+    if (!json_object_is_type(v, json_type_string))
+      return bad(rd, "%smember \"%s\" is not a string", "", "max_footprint_fname");
+    m.max_footprint_file = json_object_get_string(v);
+  }
+  if (json_object_object_get_ex(root, "max_footprint_lineno", &v) && v != NULL) {
+    if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+        json_object_get_int64(v) > UINT32_MAX)
+      return bad(rd, "%smember \"%s\" is not a line number", "", "max_footprint_lineno");
+    m.max_footprint_line = (uint32_t)json_object_get_int64(v);
+  }
+  if (have_total) {
+    m.alloc_bytes = total_mb > 0 ? total_mb * MB : 0;
+  } else {
+    /* Scalene's files: the sum of the lines. */
+    size_t nf = scalene_profile_file_count(p);
+    for (size_t f = 0; f < nf; f++) m.alloc_bytes += scalene_profile_file(p, f)->alloc_bytes;
+  }
+  if (have_final)
+    m.live_bytes = final_mb > 0 ? final_mb * MB : 0;
+  else /* Scalene: growth_rate = 100 * net footprint change / malloc MB */
+    m.live_bytes = growth > 0 ? growth / 100.0 * m.alloc_bytes : 0;
+  m.max_footprint_bytes = max_mb > 0 ? max_mb * MB : 0;
+  m.max_footprint_python_fraction = pyfrac > 0 ? pyfrac : 0;
+  m.alloc_samples = alloc_samples;
+  double(*pts)[2];
+  size_t n;
+  if ((rc = read_timeline(rd, root, "member ", "samples", &pts, &n)) != 0) return rc;
+  m.n_samples = n;
+  m.samples = (const double(*)[2])pts;
+  rc = scalene__profile_set_memory(p, &m);
+  free(pts);
+  return rc;
+}
+
+/* The total charged when a profile has shares but no seconds. */
+#define SHARE_UNITS 100.0
 
 static int read_profile(reader_t *rd, json_object *root, scalene_profile_t *p) {
   if (!json_object_is_type(root, json_type_object))
@@ -699,7 +1038,11 @@ static int read_profile(reader_t *rd, json_object *root, scalene_profile_t *p) {
   scalene_profile_set_elapsed(p, elapsed, start);
   /* Scalene's percentages are of all CPU samples, which its wall-clock
    * timer spreads over the elapsed time. */
-  if (!have_total) total = elapsed > 0 ? elapsed : 100.0;
+  int no_seconds = !have_total && !(elapsed > 0);
+  if (!have_total) total = elapsed > 0 ? elapsed : SHARE_UNITS;
+
+  rd->ours = json_object_object_get_ex(root, "scaleneprof_version", NULL);
+  rd->elapsed = elapsed;
 
   double attributed = 0;
   json_object_object_foreach(files, name, fo) {
@@ -707,7 +1050,10 @@ static int read_profile(reader_t *rd, json_object *root, scalene_profile_t *p) {
   }
   if (!have_unattr) unattributed = total > attributed ? total - attributed : 0;
   scalene__profile_add_totals(p, total, unattributed, samples);
-  return 0;
+  /* Without seconds the "seconds" are shares of SHARE_UNITS: marked, so
+   * that no view shows them as time. */
+  if (no_seconds) scalene__profile_mark_seconds_unknown(p, total);
+  return read_memory(rd, root, p);
 }
 
 int scalene_output_read_json(const char *path, scalene_profile_t **out, scalene_error_t *err) {
@@ -745,6 +1091,20 @@ int scalene_output_read_json(const char *path, scalene_profile_t **out, scalene_
     else
       scalene__error_set(err, path, line, col, (long)off, "%s", json_tokener_error_desc(jerr));
     rc = SCALENE_EPARSE;
+  } else {
+    /* The tokener ends the value at a NUL as at the end of the input, so
+     * a NUL and whatever follows it would pass unseen: after the value,
+     * only JSON whitespace may come, up to the end of the file. */
+    size_t off = json_tokener_get_parse_end(tok);
+    while (off < len && (buf[off] == ' ' || buf[off] == '\t' || buf[off] == '\n' ||
+                         buf[off] == '\r'))
+      off++;
+    if (off < len) {
+      int line, col;
+      position(buf, off, &line, &col);
+      scalene__error_set(err, path, line, col, (long)off, "extra data after the JSON value");
+      rc = SCALENE_EPARSE;
+    }
   }
   json_tokener_free(tok);
   if (rc == 0) {
@@ -753,13 +1113,17 @@ int scalene_output_read_json(const char *path, scalene_profile_t **out, scalene_
       rc = SCALENE_ENOMEM;
       scalene__error_set(err, path, 0, 0, -1, "out of memory");
     } else {
-      reader_t rd = {path, err};
+      reader_t rd = {path, err, 0, 0};
+      /* A mark left for a freed profile at the same address goes. */
+      scalene__profile_mark_seconds_unknown(p, 0);
       rc = read_profile(&rd, root, p);
       if (rc == SCALENE_ENOMEM) scalene__error_set(err, path, 0, 0, -1, "out of memory");
-      if (rc != 0)
+      if (rc != 0) {
+        scalene__profile_mark_seconds_unknown(p, 0);
         scalene_profile_free(p);
-      else
+      } else {
         *out = p;
+      }
     }
   }
   json_object_put(root);

@@ -100,9 +100,28 @@ static void table_free(table_t *t) {
 
 /* ------------------------------------------------------------ the profile */
 
+/* A bounded timeline: at most TIMELINE_CAP points [seconds, MB], kept
+ * sorted by time.  See timeline_offer for the sampling. */
+#define TIMELINE_CAP 100
+
+typedef struct timeline {
+  double (*pts)[2];
+  size_t n;
+  uint64_t seen; /* points offered so far */
+} timeline_t;
+
 typedef struct record {
   scalene_line_stats_t s;
   char *source; /* owned; s.source points here */
+  /* Memory state behind the public members. */
+  double live_bytes;     /* allocated here and not freed yet, floored at 0 */
+  double avg_bytes;      /* time-average of live_bytes over [first, last event] */
+  double live_integral;  /* integral of live_bytes dt (byte-seconds) */
+  double span_sec;       /* last - first event time */
+  double first_sec, last_sec;
+  int have_time;
+  uint64_t grow_events, shrink_events; /* events that raised / lowered live_bytes */
+  timeline_t tl;
 } record_t;
 
 typedef struct file_entry {
@@ -137,7 +156,22 @@ struct scalene_profile {
   double total_cpu_sec;
   double unattributed_cpu_sec;
   uint64_t cpu_samples;
+  double share_units; /* > 0: the "seconds" are shares of this many units */
+
+  /* Memory, process-wide. */
+  int memory;
+  double alloc_bytes;
+  double live_bytes;
+  double max_footprint_bytes;
+  const char *max_footprint_file; /* interned, or NULL */
+  uint32_t max_footprint_line;
+  double max_footprint_python_fraction;
+  uint64_t alloc_samples;
+  timeline_t footprint;
+  uint64_t rng; /* the reservoirs' PRNG state: deterministic per profile */
 };
+
+#define RNG_SEED 0x5ca1e5ca1e5ca1e5ULL
 
 #define LOCK(p) pthread_mutex_lock(&((scalene_profile_t *)(p))->mu)
 #define UNLOCK(p) pthread_mutex_unlock(&((scalene_profile_t *)(p))->mu)
@@ -189,6 +223,7 @@ scalene_profile_t *scalene_profile_new(void) {
     free(p);
     return NULL;
   }
+  p->rng = RNG_SEED;
   p->program = strdup("");
   if (p->program == NULL) {
     pthread_mutex_destroy(&p->mu);
@@ -204,10 +239,12 @@ static void drop_records(scalene_profile_t *p) {
     file_entry_t *fe = p->files[f];
     for (size_t i = 0; i < fe->s.n_lines; i++) {
       free(fe->lines[i]->source);
+      free(fe->lines[i]->tl.pts);
       free(fe->lines[i]);
     }
     for (size_t i = 0; i < fe->s.n_functions; i++) {
       free(fe->funcs[i]->source);
+      free(fe->funcs[i]->tl.pts);
       free(fe->funcs[i]);
     }
     free(fe->lines);
@@ -221,6 +258,17 @@ static void drop_records(scalene_profile_t *p) {
   table_free(&p->line_index);
   table_free(&p->func_index);
   table_free(&p->file_index);
+  /* Process-wide memory (the footprint location names an interned string,
+   * which stays). */
+  free(p->footprint.pts);
+  p->footprint = (timeline_t){NULL, 0, 0};
+  p->memory = 0;
+  p->alloc_bytes = p->live_bytes = p->max_footprint_bytes = 0;
+  p->max_footprint_file = NULL;
+  p->max_footprint_line = 0;
+  p->max_footprint_python_fraction = 0;
+  p->alloc_samples = 0;
+  p->rng = RNG_SEED;
 }
 
 static void free_args(scalene_profile_t *p) {
@@ -245,6 +293,7 @@ void scalene_profile_clear(scalene_profile_t *p) {
   if (p == NULL) return;
   LOCK(p);
   drop_records(p);
+  p->share_units = 0;
   p->total_cpu_sec = 0;
   p->unattributed_cpu_sec = 0;
   p->cpu_samples = 0;
@@ -456,6 +505,353 @@ void scalene__profile_add_totals(scalene_profile_t *p, double total_cpu_sec,
   UNLOCK(p);
 }
 
+/* ------------------------------------------------------------ memory */
+
+/* xorshift64* -- the reservoirs' pseudo-random numbers.  Seeded with a
+ * constant per profile (and again by clear), so that a run is reproducible. */
+static uint64_t rng_next(scalene_profile_t *p) {
+  uint64_t x = p->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  p->rng = x;
+  return x * 0x2545f4914f6cdd1dULL;
+}
+
+/* Puts [t, mb] into the sorted array (n < TIMELINE_CAP) after the last
+ * point not later than t: the points stay sorted by time. */
+static void timeline_insert(timeline_t *tl, double t, double mb) {
+  size_t i = tl->n;
+  while (i > 0 && tl->pts[i - 1][0] > t) i--;
+  memmove(&tl->pts[i + 1], &tl->pts[i], (tl->n - i) * sizeof tl->pts[0]);
+  tl->pts[i][0] = t;
+  tl->pts[i][1] = mb;
+  tl->n++;
+}
+
+/* Offers a point to a bounded timeline: Vitter's algorithm R.  The first
+ * TIMELINE_CAP points are kept; the k-th point after that (k counted from
+ * 1 over all points offered) replaces a uniformly chosen kept point with
+ * probability TIMELINE_CAP / k, so that at every moment the kept points
+ * are a uniform sample of all points offered, and a run of any length
+ * keeps at most TIMELINE_CAP.  The array stays sorted by time: the victim
+ * is removed (memmove of at most TIMELINE_CAP points) and the new point
+ * inserted in order, at the end when times are monotonic. */
+static int timeline_offer(scalene_profile_t *p, timeline_t *tl, double t, double mb) {
+  if (tl->pts == NULL) {
+    tl->pts = malloc(TIMELINE_CAP * sizeof tl->pts[0]);
+    if (tl->pts == NULL) return SCALENE_ENOMEM;
+  }
+  tl->seen++;
+  if (tl->n < TIMELINE_CAP) {
+    timeline_insert(tl, t, mb);
+    return 0;
+  }
+  uint64_t j = rng_next(p) % tl->seen;
+  if (j < TIMELINE_CAP) {
+    memmove(&tl->pts[j], &tl->pts[j + 1], (tl->n - j - 1) * sizeof tl->pts[0]);
+    tl->n--;
+    timeline_insert(tl, t, mb);
+  }
+  return 0;
+}
+
+/* Adds src's points into dst.  The union is sorted by time; when it is
+ * longer than TIMELINE_CAP, TIMELINE_CAP points are kept at evenly spaced
+ * ranks (deterministic, and each source keeps a share proportional to the
+ * points it holds).  seen adds up. */
+static int timeline_merge(timeline_t *dst, const timeline_t *src) {
+  if (src->n == 0) {
+    dst->seen += src->seen;
+    return 0;
+  }
+  size_t n = dst->n + src->n;
+  double(*all)[2] = malloc(n * sizeof all[0]);
+  if (all == NULL) return SCALENE_ENOMEM;
+  size_t i = 0, j = 0, k = 0, dn = dst->n, sn = src->n;
+  while (i < dn || j < sn) {
+    if (j >= sn || (i < dn && dst->pts[i][0] <= src->pts[j][0])) {
+      all[k][0] = dst->pts[i][0];
+      all[k++][1] = dst->pts[i++][1];
+    } else {
+      all[k][0] = src->pts[j][0];
+      all[k++][1] = src->pts[j++][1];
+    }
+  }
+  if (dst->pts == NULL) {
+    dst->pts = malloc(TIMELINE_CAP * sizeof dst->pts[0]);
+    if (dst->pts == NULL) {
+      free(all);
+      return SCALENE_ENOMEM;
+    }
+  }
+  if (n <= TIMELINE_CAP) {
+    memcpy(dst->pts, all, n * sizeof all[0]);
+    dst->n = n;
+  } else {
+    for (size_t r = 0; r < TIMELINE_CAP; r++) {
+      size_t idx = (size_t)((double)r * (double)(n - 1) / (TIMELINE_CAP - 1));
+      dst->pts[r][0] = all[idx][0];
+      dst->pts[r][1] = all[idx][1];
+    }
+    dst->n = TIMELINE_CAP;
+  }
+  dst->seen += src->seen;
+  free(all);
+  return 0;
+}
+
+/* Replaces a timeline with given points (a loader's), bounded the same way. */
+static int timeline_set(timeline_t *tl, size_t n, const double (*pts)[2]) {
+  free(tl->pts);
+  *tl = (timeline_t){NULL, 0, 0};
+  timeline_t src = {(double(*)[2])pts, n, n};
+  return timeline_merge(tl, &src);
+}
+
+/* Times are kept to the nanosecond, the JSON's unit, so that a written
+ * profile reads back exactly. */
+static double quantize_ns(double t) {
+  if (!(t > 0)) return 0;
+  if (t > 1e9) return t; /* beyond 30 years: no int64 nanoseconds */
+  return (double)(int64_t)(t * 1e9 + 0.5) / 1e9; /* no libm: t > 0 */
+}
+
+#define MB 1048576.0
+
+static void publish_timeline(record_t *r) {
+  r->s.n_memory_samples = r->tl.n;
+  r->s.memory_samples = (const double(*)[2])r->tl.pts;
+}
+
+/* Charges one memory event to a line or function record.  Live bytes move
+ * by alloc - freed (floored at 0), the peak follows, the time-average
+ * integrates the live bytes as a step function of time, and a point
+ * [t, live MB] is offered to the record's timeline when live bytes
+ * changed hands. */
+static int charge_memory(scalene_profile_t *p, record_t *r, const scalene_memory_event_t *ev,
+                         double t) {
+  r->s.alloc_bytes += ev->alloc_bytes;
+  r->s.python_bytes += ev->python_bytes;
+  r->s.freed_bytes += ev->freed_bytes;
+  r->s.copy_bytes += ev->copy_bytes;
+  r->s.alloc_samples += ev->alloc_samples;
+  if (ev->alloc_bytes == 0 && ev->freed_bytes == 0) return 0;
+  if (!r->have_time) {
+    r->first_sec = r->last_sec = t;
+    r->have_time = 1;
+  } else if (t > r->last_sec) {
+    r->live_integral += r->live_bytes * (t - r->last_sec);
+    r->last_sec = t;
+    r->span_sec = r->last_sec - r->first_sec;
+  }
+  double before = r->live_bytes;
+  double live = before + ev->alloc_bytes - ev->freed_bytes;
+  if (live < 0) live = 0;
+  r->live_bytes = live;
+  if (live > before) r->grow_events++;
+  if (live < before) r->shrink_events++;
+  if (live > r->s.peak_bytes) r->s.peak_bytes = live;
+  r->avg_bytes = r->span_sec > 0 ? r->live_integral / r->span_sec : live;
+  if (r->avg_bytes > r->s.peak_bytes) r->avg_bytes = r->s.peak_bytes;
+  int rc = timeline_offer(p, &r->tl, t, live / MB);
+  publish_timeline(r);
+  return rc;
+}
+
+static int valid_event(const scalene_memory_event_t *ev) {
+  if (ev == NULL || ev->size < sizeof *ev) return 0;
+  const double v[] = {ev->alloc_bytes, ev->python_bytes, ev->freed_bytes, ev->copy_bytes,
+                      ev->time_sec};
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+    if (!isfinite(v[i]) || v[i] < 0) return 0;
+  return 1;
+}
+
+int scalene_profile_add_memory(scalene_profile_t *p, const scalene_location_t *loc,
+                               const scalene_memory_event_t *ev) {
+  if (p == NULL || !valid_event(ev)) return SCALENE_EINVAL;
+  scalene_memory_event_t e = *ev;
+  if (e.python_bytes > e.alloc_bytes) e.python_bytes = e.alloc_bytes;
+  double t = quantize_ns(e.time_sec);
+  int attributed = loc != NULL && loc->file[0] != '\0';
+  char file_buf[SCALENE_LOCATION_FILE_MAX], func_buf[SCALENE_LOCATION_FUNCTION_MAX];
+  if (attributed) {
+    memcpy(file_buf, loc->file, sizeof file_buf);
+    file_buf[sizeof file_buf - 1] = '\0';
+    memcpy(func_buf, loc->function, sizeof func_buf);
+    func_buf[sizeof func_buf - 1] = '\0';
+  }
+  int rc = 0;
+  LOCK(p);
+  const char *file = NULL;
+  if (attributed) {
+    file = intern(p, file_buf);
+    const char *func = func_buf[0] != '\0' ? intern(p, func_buf) : "";
+    record_t *r = file && func ? line_record(p, file, loc->line) : NULL;
+    file_entry_t *fe = file ? table_get(&p->file_index, file, 0) : NULL;
+    record_t *fr = NULL;
+    if (r != NULL && fe != NULL && func[0] != '\0')
+      fr = func_record(p, file, func, loc->function_line);
+    if (r == NULL || fe == NULL || (func[0] != '\0' && fr == NULL)) {
+      rc = SCALENE_ENOMEM;
+      goto out;
+    }
+    if (r->s.function[0] == '\0' && func[0] != '\0') {
+      r->s.function = func;
+      r->s.function_line = loc->function_line;
+    }
+    if ((rc = charge_memory(p, r, &e, t)) != 0) goto out;
+    if (fr != NULL && (rc = charge_memory(p, fr, &e, t)) != 0) goto out;
+    fe->s.alloc_bytes += e.alloc_bytes;
+    fe->s.python_bytes += e.python_bytes;
+    fe->s.freed_bytes += e.freed_bytes;
+    fe->s.copy_bytes += e.copy_bytes;
+  }
+  p->memory = 1;
+  p->alloc_bytes += e.alloc_bytes;
+  p->alloc_samples += e.alloc_samples;
+  if (e.alloc_bytes != 0 || e.freed_bytes != 0) {
+    double live = p->live_bytes + e.alloc_bytes - e.freed_bytes;
+    p->live_bytes = live > 0 ? live : 0;
+    if (p->live_bytes > p->max_footprint_bytes) {
+      p->max_footprint_bytes = p->live_bytes;
+      p->max_footprint_file = file;
+      p->max_footprint_line = file != NULL ? loc->line : 0;
+      p->max_footprint_python_fraction = e.alloc_bytes > 0 ? e.python_bytes / e.alloc_bytes : 0;
+    }
+    rc = timeline_offer(p, &p->footprint, t, p->live_bytes / MB);
+  }
+out:
+  UNLOCK(p);
+  return rc;
+}
+
+/* The leak rule (docs/json-format.md, "Leaks"). */
+int scalene__leak(const scalene_line_stats_t *s, double elapsed_sec, double *likelihood,
+                  double *velocity_mb_s) {
+  const record_t *r = (const record_t *)s;
+  double live = r->live_bytes;
+  double denom = (double)r->grow_events - (double)r->shrink_events + 2.0;
+  double l = denom > 0 ? 1.0 - ((double)r->shrink_events + 1.0) / denom : 0.0;
+  if (l < 0) l = 0;
+  if (likelihood) *likelihood = l;
+  if (velocity_mb_s) *velocity_mb_s = elapsed_sec > 0 ? live / MB / elapsed_sec : 0.0;
+  return l >= SCALENE__LEAK_LIKELIHOOD && live > 0 &&
+         live >= SCALENE__LEAK_LIVE_SHARE * s->alloc_bytes;
+}
+
+void scalene__line_memory(const scalene_line_stats_t *s, scalene__line_memory_t *m) {
+  const record_t *r = (const record_t *)s;
+  memset(m, 0, sizeof *m);
+  m->live_bytes = r->live_bytes;
+  m->avg_bytes = r->avg_bytes;
+  m->span_sec = r->span_sec;
+  m->grow_events = r->grow_events;
+  m->shrink_events = r->shrink_events;
+}
+
+/* Adds loaded memory values to a record (the caller holds the lock). */
+static int load_memory(record_t *r, const scalene__line_memory_t *m) {
+  double span = r->span_sec + m->span_sec;
+  double integral = r->avg_bytes * r->span_sec + m->avg_bytes * m->span_sec;
+  r->s.alloc_bytes += m->alloc_bytes;
+  r->s.python_bytes += m->python_bytes;
+  r->s.freed_bytes += m->freed_bytes;
+  r->s.copy_bytes += m->copy_bytes;
+  r->s.alloc_samples += m->alloc_samples;
+  r->grow_events += m->grow_events;
+  r->shrink_events += m->shrink_events;
+  double had = r->live_bytes;
+  r->live_bytes += m->live_bytes;
+  if (m->peak_bytes > r->s.peak_bytes) r->s.peak_bytes = m->peak_bytes;
+  if (r->live_bytes > r->s.peak_bytes) r->s.peak_bytes = r->live_bytes;
+  /* An empty record takes the values as they are (exact round trip). */
+  if (had == 0 && r->span_sec == 0 && r->avg_bytes == 0) {
+    r->avg_bytes = m->avg_bytes;
+    r->span_sec = m->span_sec;
+    r->live_integral = m->avg_bytes * m->span_sec;
+  } else {
+    r->span_sec = span;
+    r->live_integral = integral;
+    r->avg_bytes = span > 0 ? integral / span : (r->avg_bytes > m->avg_bytes ? r->avg_bytes : m->avg_bytes);
+  }
+  if (r->avg_bytes > r->s.peak_bytes) r->avg_bytes = r->s.peak_bytes;
+  timeline_t src = {(double(*)[2])m->samples, m->n_samples, m->n_samples};
+  int rc = timeline_merge(&r->tl, &src);
+  publish_timeline(r);
+  return rc;
+}
+
+int scalene__profile_add_line_memory(scalene_profile_t *p, const char *file, uint32_t line,
+                                     const char *function, uint32_t first_line,
+                                     const scalene__line_memory_t *m) {
+  if (p == NULL || file == NULL || m == NULL) return SCALENE_EINVAL;
+  int rc = 0;
+  LOCK(p);
+  const char *f = intern(p, file);
+  if (f == NULL) {
+    rc = SCALENE_ENOMEM;
+  } else if (function != NULL) {
+    const char *fn = intern(p, function);
+    record_t *r = fn ? func_record(p, f, fn, first_line) : NULL;
+    rc = r == NULL ? SCALENE_ENOMEM : load_memory(r, m);
+  } else {
+    record_t *r = line_record(p, f, line);
+    file_entry_t *fe = table_get(&p->file_index, f, 0);
+    if (r == NULL || fe == NULL) {
+      rc = SCALENE_ENOMEM;
+    } else {
+      rc = load_memory(r, m);
+      fe->s.alloc_bytes += m->alloc_bytes;
+      fe->s.python_bytes += m->python_bytes;
+      fe->s.freed_bytes += m->freed_bytes;
+      fe->s.copy_bytes += m->copy_bytes;
+    }
+  }
+  UNLOCK(p);
+  return rc;
+}
+
+void scalene__profile_memory(const scalene_profile_t *p, scalene__profile_memory_t *m) {
+  memset(m, 0, sizeof *m);
+  LOCK(p);
+  m->memory = p->memory;
+  m->alloc_bytes = p->alloc_bytes;
+  m->live_bytes = p->live_bytes;
+  m->max_footprint_bytes = p->max_footprint_bytes;
+  m->max_footprint_file = p->max_footprint_file;
+  m->max_footprint_line = p->max_footprint_line;
+  m->max_footprint_python_fraction = p->max_footprint_python_fraction;
+  m->alloc_samples = p->alloc_samples;
+  m->n_samples = p->footprint.n;
+  m->samples = (const double(*)[2])p->footprint.pts;
+  UNLOCK(p);
+}
+
+int scalene__profile_set_memory(scalene_profile_t *p, const scalene__profile_memory_t *m) {
+  if (p == NULL || m == NULL) return SCALENE_EINVAL;
+  int rc = 0;
+  LOCK(p);
+  const char *f = NULL;
+  if (m->max_footprint_file != NULL && m->max_footprint_file[0] != '\0' &&
+      (f = intern(p, m->max_footprint_file)) == NULL) {
+    rc = SCALENE_ENOMEM;
+  } else {
+    p->memory = m->memory;
+    p->alloc_bytes = m->alloc_bytes;
+    p->live_bytes = m->live_bytes;
+    p->max_footprint_bytes = m->max_footprint_bytes;
+    p->max_footprint_file = f;
+    p->max_footprint_line = m->max_footprint_line;
+    p->max_footprint_python_fraction = m->max_footprint_python_fraction;
+    p->alloc_samples = m->alloc_samples;
+    rc = timeline_set(&p->footprint, m->n_samples, m->samples);
+  }
+  UNLOCK(p);
+  return rc;
+}
+
 /* ------------------------------------------------------------ metadata */
 
 int scalene_profile_set_program(scalene_profile_t *p, const char *program, int n_args,
@@ -507,6 +903,13 @@ int scalene_profile_get_info(const scalene_profile_t *p, scalene_profile_info_t 
   tmp.start_time_absolute = p->start_time_absolute;
   tmp.n_args = p->n_args;
   tmp.args = (const char *const *)p->args;
+  tmp.memory = p->memory;
+  tmp.alloc_bytes = p->alloc_bytes;
+  tmp.max_footprint_bytes = p->max_footprint_bytes;
+  tmp.max_footprint_file = p->max_footprint_file;
+  tmp.max_footprint_line = p->max_footprint_line;
+  tmp.n_footprint_samples = p->footprint.n;
+  tmp.footprint_samples = (const double(*)[2])p->footprint.pts;
   UNLOCK(p);
   /* Copy only as much as the caller's version of the struct holds. */
   size_t n = info->size < sizeof tmp ? info->size : sizeof tmp;
@@ -645,6 +1048,23 @@ int scalene_profile_set_source(scalene_profile_t *p, const char *file, uint32_t 
   return rc;
 }
 
+/* Adds the memory of record s into d: sums, the larger peak (at least the
+ * summed live bytes), time-averages weighted by their spans, timelines
+ * merged and re-bounded (timeline_merge). */
+static int merge_memory(record_t *d, const record_t *s) {
+  scalene__line_memory_t m;
+  scalene__line_memory(&s->s, &m);
+  m.alloc_bytes = s->s.alloc_bytes;
+  m.python_bytes = s->s.python_bytes;
+  m.freed_bytes = s->s.freed_bytes;
+  m.copy_bytes = s->s.copy_bytes;
+  m.peak_bytes = s->s.peak_bytes;
+  m.alloc_samples = s->s.alloc_samples;
+  m.n_samples = s->tl.n;
+  m.samples = (const double(*)[2])s->tl.pts;
+  return load_memory(d, &m);
+}
+
 /* Adds src's records into dst; the caller holds both locks. */
 static int merge_locked(scalene_profile_t *dst, const scalene_profile_t *src) {
   /* Iterate over a snapshot of the counts: when dst == src no record is
@@ -668,6 +1088,8 @@ static int merge_locked(scalene_profile_t *dst, const scalene_profile_t *src) {
         d->s.function_line = s->s.function_line;
       }
       charge(d, s->s.cpu_sec, s->s.cpu_samples);
+      int rc = merge_memory(d, s);
+      if (rc != 0) return rc;
       if (d->source == NULL && s->source != NULL) {
         int rc = set_source_locked(dst, file, s->s.line, s->source);
         if (rc != 0) return rc;
@@ -679,11 +1101,31 @@ static int merge_locked(scalene_profile_t *dst, const scalene_profile_t *src) {
       record_t *d = fn ? func_record(dst, file, fn, s->s.line) : NULL;
       if (d == NULL) return SCALENE_ENOMEM;
       charge(d, s->s.cpu_sec, s->s.cpu_samples);
+      int rc = merge_memory(d, s);
+      if (rc != 0) return rc;
     }
     /* Element by element, so that dst == src doubles every value. */
     for (int k = 0; k < SCALENE_CPU_KINDS; k++) df->s.cpu_sec[k] += sf->s.cpu_sec[k];
     df->s.cpu_samples += sf->s.cpu_samples;
+    df->s.alloc_bytes += sf->s.alloc_bytes;
+    df->s.python_bytes += sf->s.python_bytes;
+    df->s.freed_bytes += sf->s.freed_bytes;
+    df->s.copy_bytes += sf->s.copy_bytes;
   }
+  /* Memory, process-wide: sums, and the larger of the two peaks. */
+  if (src->max_footprint_bytes > dst->max_footprint_bytes) {
+    dst->max_footprint_bytes = src->max_footprint_bytes;
+    dst->max_footprint_file =
+        src->max_footprint_file != NULL ? intern(dst, src->max_footprint_file) : NULL;
+    dst->max_footprint_line = src->max_footprint_line;
+    dst->max_footprint_python_fraction = src->max_footprint_python_fraction;
+  }
+  dst->memory |= src->memory;
+  dst->alloc_bytes += src->alloc_bytes;
+  dst->live_bytes += src->live_bytes;
+  dst->alloc_samples += src->alloc_samples;
+  int mrc = timeline_merge(&dst->footprint, &src->footprint);
+  if (mrc != 0) return mrc;
   dst->total_cpu_sec += src->total_cpu_sec;
   dst->unattributed_cpu_sec += src->unattributed_cpu_sec;
   dst->cpu_samples += src->cpu_samples;
@@ -706,4 +1148,19 @@ int scalene_profile_merge(scalene_profile_t *dst, const scalene_profile_t *src) 
   if (second != first) UNLOCK(second);
   UNLOCK(first);
   return rc;
+}
+
+void scalene__profile_mark_seconds_unknown(scalene_profile_t *p, double units) {
+  if (p == NULL) return;
+  LOCK(p);
+  p->share_units = units > 0 ? units : 0;
+  UNLOCK(p);
+}
+
+int scalene__profile_seconds_unknown(const scalene_profile_t *p) {
+  if (p == NULL) return 0;
+  LOCK(p);
+  int unknown = p->share_units > 0 && p->elapsed_sec == 0 && p->total_cpu_sec == p->share_units;
+  UNLOCK(p);
+  return unknown;
 }

@@ -23,6 +23,7 @@ typedef struct scalene_output_options {
   int color;                    /* text: ANSI colour; default 0 */
   int width;                    /* text: line width; default 132 */
   int memory;                   /* JSON "memory" flag: memory was profiled */
+  int leaks;                    /* report likely leaks (JSON "leaks", text); default 1 */
 } scalene_output_options_t;
 
 /* Sets every field of *opts to its default. */

@@ -14,6 +14,7 @@
 #include <scalene/error.h>
 #include <scalene/stats.h>
 #include <scalene/sampler.h>
+#include <scalene/heap.h>
 #include <scalene/output.h>
 
 #endif /* SCALENE_SCALENE_H */

@@ -66,6 +66,16 @@ typedef struct scalene_line_stats {
   double cpu_sec[SCALENE_CPU_KINDS]; /* indexed by scalene_cpu_kind_t */
   uint64_t cpu_samples;              /* samples charged here */
   const char *source;   /* the line's text when known (a loaded profile), else NULL */
+  /* Memory (scalene_profile_add_memory).  Bytes are estimates: the heap
+   * sampler unbiases each sample, so they add up to the true volume. */
+  double alloc_bytes;   /* allocated here over the run (churn included) */
+  double python_bytes;  /* the part of alloc_bytes from Python's allocator */
+  double freed_bytes;   /* of what was allocated here, freed again */
+  double peak_bytes;    /* most bytes allocated here and live at one time */
+  double copy_bytes;    /* copied here (memcpy and friends) */
+  uint64_t alloc_samples;                /* sampled allocations charged here */
+  size_t n_memory_samples;               /* length of memory_samples */
+  const double (*memory_samples)[2];     /* [monotonic seconds since start, live MB here] */
 } scalene_line_stats_t;
 
 /* One file: the sums of its lines. */
@@ -75,6 +85,7 @@ typedef struct scalene_file_stats {
   uint64_t cpu_samples;
   size_t n_lines;      /* records with data, see scalene_profile_file_line */
   size_t n_functions;  /* see scalene_profile_file_function */
+  double alloc_bytes, python_bytes, freed_bytes, copy_bytes; /* sums of its lines */
 } scalene_file_stats_t;
 
 /* Run-wide information.  Strings are owned by the profile. */
@@ -88,6 +99,14 @@ typedef struct scalene_profile_info {
   double start_time_absolute;  /* time(2)-based start of profiling, 0 when unknown */
   int n_args;
   const char *const *args;     /* the program's argv as the profile records it */
+  /* Memory. */
+  int memory;                  /* memory events were recorded */
+  double alloc_bytes;          /* all bytes allocated, attributed or not */
+  double max_footprint_bytes;  /* peak of the live bytes of the whole process */
+  const char *max_footprint_file; /* where the peak was reached; NULL when unknown */
+  uint32_t max_footprint_line;
+  size_t n_footprint_samples;
+  const double (*footprint_samples)[2]; /* [seconds since start, live MB], bounded */
 } scalene_profile_info_t;
 
 /* Makes an empty profile.  Returns NULL when out of memory.  Free it with
@@ -107,6 +126,26 @@ SCALENE_API void scalene_profile_clear(scalene_profile_t *p);
 SCALENE_API int scalene_profile_add_cpu(scalene_profile_t *p, const scalene_location_t *loc,
                                         const double seconds[SCALENE_CPU_KINDS],
                                         uint64_t samples);
+
+/* One memory event, as the heap and memcpy samplers hand it over. */
+typedef struct scalene_memory_event {
+  size_t size;          /* sizeof(scalene_memory_event_t) */
+  double alloc_bytes;   /* estimated bytes allocated by this event */
+  double python_bytes;  /* the part of alloc_bytes through Python's allocator */
+  double freed_bytes;   /* estimated bytes, allocated at loc, freed by this event */
+  double copy_bytes;    /* estimated bytes copied */
+  uint64_t alloc_samples; /* sampled allocations the event stands for */
+  double time_sec;      /* monotonic seconds since profiling started */
+} scalene_memory_event_t;
+
+/* Charges a memory event to the location that allocated (for frees: the
+ * location that allocated the freed block, not the one that freed it).
+ * Keeps the live bytes of the line and of the process, their peaks, and
+ * bounded timelines of both (reservoir-sampled, so that a long run stays
+ * small).  loc == NULL counts in the process totals only.  Returns 0,
+ * SCALENE_EINVAL or SCALENE_ENOMEM. */
+SCALENE_API int scalene_profile_add_memory(scalene_profile_t *p, const scalene_location_t *loc,
+                                           const scalene_memory_event_t *ev);
 
 /* Sets the program name and its argv (copied).  args may be NULL when n_args is 0. */
 SCALENE_API int scalene_profile_set_program(scalene_profile_t *p, const char *program,

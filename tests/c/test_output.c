@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -554,6 +555,466 @@ static void test_loaded_text_wins(void **state) {
   scalene_profile_free(p);
 }
 
+/* ------------------------------------------------------------ memory */
+
+#define MiB 1048576.0
+
+static int mem(scalene_profile_t *p, const char *file, uint32_t line, const char *fn,
+               double alloc, double python, double freed, double copy, double t) {
+  scalene_memory_event_t ev;
+  memset(&ev, 0, sizeof ev);
+  ev.size = sizeof ev;
+  ev.alloc_bytes = alloc;
+  ev.python_bytes = python;
+  ev.freed_bytes = freed;
+  ev.copy_bytes = copy;
+  ev.alloc_samples = alloc > 0;
+  ev.time_sec = t;
+  scalene_location_t l;
+  memset(&l, 0, sizeof l);
+  snprintf(l.file, sizeof l.file, "%s", file);
+  snprintf(l.function, sizeof l.function, "%s", fn);
+  l.line = line;
+  l.function_line = 1;
+  return scalene_profile_add_memory(p, &l, &ev);
+}
+
+/* The CPU profile of make_profile, plus memory: line 3 of prog.py leaks
+ * 50 x 1 MiB (62.5 % Python) over 5 s and copies 25 MiB; line 5 churns 50
+ * pairs of 3 MiB allocated and freed; a native line of hot.c keeps 0.75 MiB
+ * of 1.25 MiB.  Elapsed 5 s. */
+static scalene_profile_t *make_memory_profile(char *src, size_t n) {
+  scalene_profile_t *p = make_profile(src, n);
+  scalene_profile_set_elapsed(p, 5.0, 1764300000.125);
+  for (int i = 0; i < 50; i++) {
+    assert_int_equal(mem(p, src, 3, "f", MiB, 0.625 * MiB, 0, 0.5 * MiB, 0.1 * i + 0.01), 0);
+    assert_int_equal(mem(p, src, 5, "<module>", 3 * MiB, 3 * MiB, 0, 0, 0.1 * i + 0.02), 0);
+    assert_int_equal(mem(p, src, 5, "<module>", 0, 0, 3 * MiB, 0, 0.1 * i + 0.03), 0);
+  }
+  assert_int_equal(mem(p, "/nonexistent/hot.c", 20, "spin", 1.25 * MiB, 0, 0, 0, 4.9), 0);
+  assert_int_equal(mem(p, "/nonexistent/hot.c", 20, "spin", 0, 0, 0.5 * MiB, 0, 4.95), 0);
+  return p;
+}
+
+static void assert_same_memory(const scalene_line_stats_t *a, const scalene_line_stats_t *b) {
+  assert_non_null(a);
+  assert_non_null(b);
+  assert_true(a->alloc_bytes == b->alloc_bytes);
+  assert_true(a->python_bytes == b->python_bytes);
+  assert_true(a->freed_bytes == b->freed_bytes);
+  assert_true(a->peak_bytes == b->peak_bytes);
+  assert_true(a->copy_bytes == b->copy_bytes);
+  assert_int_equal(a->alloc_samples, b->alloc_samples);
+  assert_int_equal(a->n_memory_samples, b->n_memory_samples);
+  for (size_t i = 0; i < a->n_memory_samples; i++) {
+    assert_true(a->memory_samples[i][0] == b->memory_samples[i][0]);
+    assert_true(a->memory_samples[i][1] == b->memory_samples[i][1]);
+  }
+}
+
+static void test_memory_round_trip(void **state) {
+  (void)state;
+  char src[512], out[512], out2[512];
+  scalene_profile_t *p = make_memory_profile(src, sizeof src);
+  path_in_tmp(out, sizeof out, "mem.json");
+  path_in_tmp(out2, sizeof out2, "mem2.json");
+  scalene_error_t err;
+  assert_int_equal(scalene_output_write_json(p, out, NULL, &err), 0);
+  const char *text = slurp(out);
+  char *first = strdup(text);
+  /* Scalene's top-level members with their values. */
+  assert_non_null(strstr(first, "\"memory\": true"));
+  assert_non_null(strstr(first, "\"max_footprint_mb\": 53.0"));     /* 50 + 3 (churn) */
+  assert_non_null(strstr(first, "\"max_footprint_lineno\": 5"));
+  assert_non_null(strstr(first, "\"alloc_samples\": 101"));
+  /* growth_rate = 100 * live at the end / allocated = 100 * 50.75 / 201.25 */
+  char want[128];
+  snprintf(want, sizeof want, "\"growth_rate\": %.15g", 100.0 * 50.75 / 201.25);
+  assert_non_null(strstr(first, want));
+  /* The leaking line: its per-line members. */
+  assert_non_null(strstr(first, "\"n_malloc_mb\": 50.0"));
+  assert_non_null(strstr(first, "\"n_growth_mb\": 50.0"));
+  assert_non_null(strstr(first, "\"n_peak_mb\": 50.0"));
+  assert_non_null(strstr(first, "\"n_mallocs\": 50"));
+  assert_non_null(strstr(first, "\"n_copy_mb_s\": 5.0")); /* 25 MiB / 5 s */
+  assert_non_null(strstr(first, "\"n_python_fraction\": 0.625"));
+  snprintf(want, sizeof want, "\"n_usage_fraction\": %.15g", 50 / 201.25);
+  assert_non_null(strstr(first, want));
+  /* The churning line: 150 MB allocated, nothing left, peak 3. */
+  assert_non_null(strstr(first, "\"n_malloc_mb\": 150.0"));
+  assert_non_null(strstr(first, "\"n_peak_mb\": 3.0"));
+  /* memory_samples as [t_ns, MB]: the first point of line 3. */
+  assert_non_null(strstr(first, "\"memory_samples\": [\n"));
+  assert_non_null(strstr(first, "10000000,\n"));
+  /* The leak on line 3 only: 1 - 1/52, 50 MiB / 5 s. */
+  assert_non_null(strstr(first, "\"leaks\": {\n"));
+  assert_non_null(strstr(first, "\"3\": {"));
+  assert_non_null(strstr(first, "\"likelihood\": 0.98076923076923"));
+  assert_non_null(strstr(first, "\"velocity_mb_s\": 10.0"));
+  assert_null(strstr(first, "\"5\": {"));
+
+  /* Read back: every memory value exactly, and written again the same. */
+  scalene_profile_t *q = NULL;
+  assert_int_equal(scalene_output_read_json(out, &q, &err), 0);
+  scalene_profile_info_t a = info_of(p), b = info_of(q);
+  assert_int_equal(b.memory, 1);
+  assert_true(a.alloc_bytes == b.alloc_bytes);
+  assert_true(a.max_footprint_bytes == b.max_footprint_bytes);
+  assert_string_equal(a.max_footprint_file, b.max_footprint_file);
+  assert_int_equal(a.max_footprint_line, b.max_footprint_line);
+  assert_int_equal(a.n_footprint_samples, b.n_footprint_samples);
+  for (size_t i = 0; i < a.n_footprint_samples; i++) {
+    assert_true(a.footprint_samples[i][0] == b.footprint_samples[i][0]);
+    assert_true(a.footprint_samples[i][1] == b.footprint_samples[i][1]);
+  }
+  for (size_t f = 0; f < 2; f++) {
+    const scalene_file_stats_t *fa = scalene_profile_file(p, f), *fb = scalene_profile_file(q, f);
+    assert_true(fa->alloc_bytes == fb->alloc_bytes && fa->python_bytes == fb->python_bytes &&
+                fa->freed_bytes == fb->freed_bytes && fa->copy_bytes == fb->copy_bytes);
+    const scalene_line_stats_t *r;
+    for (size_t i = 0; (r = scalene_profile_file_line(p, f, i)) != NULL; i++)
+      assert_same_memory(r, scalene_profile_find_line(q, fa->name, r->line));
+    for (size_t i = 0; i < fa->n_functions; i++)
+      assert_same_memory(scalene_profile_file_function(p, f, i),
+                         scalene_profile_file_function(q, f, i));
+  }
+  assert_int_equal(scalene_output_write_json(q, out2, NULL, &err), 0);
+  assert_string_equal(slurp(out2), first);
+
+  /* Leak reporting off: "leaks" is empty. */
+  scalene_output_options_t opts;
+  scalene_output_options_init(&opts);
+  assert_int_equal(opts.leaks, 1);
+  opts.leaks = 0;
+  assert_int_equal(scalene_output_write_json(p, out2, &opts, &err), 0);
+  text = slurp(out2);
+  assert_null(strstr(text, "\"likelihood\""));
+  assert_non_null(strstr(text, "\"leaks\": {}"));
+  free(first);
+  scalene_profile_free(q);
+  scalene_profile_free(p);
+}
+
+static void test_memory_leak_rule(void **state) {
+  (void)state;
+  char out[512];
+  path_in_tmp(out, sizeof out, "leak.json");
+  /* 17 growing events are not enough (1 - 1/19 < 0.95), 18 are; a line
+   * that keeps less than 1 % of what it allocated is not reported; churn
+   * is not reported. */
+  struct {
+    int grows, keep_percent, report;
+  } cases[] = {{17, 100, 0}, {18, 100, 1}, {50, 100, 1}, {50, 0, 0}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    scalene_profile_t *p = scalene_profile_new();
+    scalene_profile_set_elapsed(p, 1.0, 0);
+    for (int i = 0; i < cases[c].grows; i++)
+      mem(p, "l.py", 7, "", MiB, 0, 0, 0, 0.01 * i);
+    if (cases[c].keep_percent == 0) {
+      /* All but 0.25 MiB freed in one event: still likely by the
+       * counts (1 - 2/51), but 0.25 MiB is under 1 % of the 50 allocated. */
+      mem(p, "l.py", 7, "", 0, 0, cases[c].grows * MiB - 0.25 * MiB, 0, 1.0);
+    }
+    assert_int_equal(scalene_output_write_json(p, out, NULL, NULL), 0);
+    const char *text = slurp(out);
+    if (cases[c].report)
+      assert_non_null(strstr(text, "\"7\": {"));
+    else
+      assert_null(strstr(text, "\"7\": {"));
+    scalene_profile_free(p);
+  }
+}
+
+static void test_memory_text(void **state) {
+  (void)state;
+  char src[512];
+  scalene_profile_t *p = make_memory_profile(src, sizeof src);
+  char *t = render(p, NULL);
+  if (getenv("H2_SHOW")) fputs(t, stderr);
+  assert_non_null(strstr(t, "Memory usage: "));
+  assert_non_null(strstr(t, "(max: 53.00 MB, growth rate: 25%)\n"));
+  assert_non_null(strstr(t, "│Time   │–––––– │–––––– │Memory │–––––– │–––––– │–––––––––– │Copy   │\n"));
+  assert_non_null(strstr(t, "  Line │Python │native │system │Python │net MB │peakMB │timeline   │MB/s   │"));
+  /* Line 3: 62.5 % Python, 50 MB live, peak 50, a rising sparkline,
+   * 5 MB/s copied. */
+  assert_non_null(
+      strstr(t, "\n     3 │   44% │   13% │    3% │   62% │  50.0 │  50.0 │▂▂▃▄▅▅▆▇▇█ │   5.0 │    return sum"));
+  /* Line 5: churn, nothing live, peak 3. */
+  assert_non_null(strstr(t, "\n     5 │    1% │       │   <1% │  100% │       │   3.0 │"));
+  /* A native line with no Python allocation, 0.75 of 1.25 MB live. */
+  assert_non_null(strstr(t, "\n    20 │    2% │   19% │       │    0% │  0.75 │   1.2 │"));
+  /* Rows without data have blank memory cells. */
+  assert_non_null(strstr(t, "\n     4 │       │       │       │       │       │       │           │       │zero_line_marker = 1\n"));
+  assert_non_null(strstr(t, "Top PEAK memory consumption, by line:\n(1)      3:    50.00 MB\n(2)      5:     3.00 MB\n"));
+  assert_non_null(strstr(t, "Possible memory leak identified at line 3 (estimated likelihood: 98%, "
+                            "velocity: 10.00 MB/s)\n"));
+  assert_null(strstr(t, "leak identified at line 5 "));
+  free(t);
+  scalene_output_options_t opts;
+  scalene_output_options_init(&opts);
+  opts.leaks = 0;
+  t = render(p, &opts);
+  assert_null(strstr(t, "Possible memory leak"));
+  assert_non_null(strstr(t, "Top PEAK memory consumption"));
+  free(t);
+  scalene_profile_free(p);
+}
+
+/* Made with Debian's Scalene 1.5.16 on tests/c/data/memprog.py (see
+ * docs/json-format.md): `python3 -m scalene --cli --json --outfile ...`
+ * without --cpu-only. */
+static void test_read_scalene_memory(void **state) {
+  (void)state;
+  scalene_profile_t *q = NULL;
+  scalene_error_t err;
+  assert_int_equal(scalene_output_read_json(DATA "scalene-1.5.16-memory.json", &q, &err), 0);
+  scalene_profile_info_t info = info_of(q);
+  assert_int_equal(info.memory, 1);
+  assert_true(info.max_footprint_bytes == 244.52519512176514 * MiB);
+  assert_string_equal(info.max_footprint_file, "memprog.py");
+  assert_int_equal(info.max_footprint_line, 11);
+  assert_int_equal(info.n_footprint_samples, 15);
+  assert_float_equal(info.footprint_samples[0][0], 0.159077053, 1e-12);
+  assert_float_equal(info.footprint_samples[0][1], 24.667432535165773, 1e-12);
+  const scalene_line_stats_t *r = scalene_profile_find_line(q, "memprog.py", 6);
+  assert_non_null(r);
+  assert_float_equal(r->alloc_bytes, 235.02934455871582 * MiB, 1e-3);
+  assert_float_equal(r->python_bytes, 0.9999925878773994 * r->alloc_bytes, 1e-3);
+  assert_float_equal(r->peak_bytes, 4.657931327819824 * MiB, 1e-3);
+  assert_int_equal(r->alloc_samples, 60);
+  assert_int_equal(r->n_memory_samples, 8);
+  r = scalene_profile_find_line(q, "memprog.py", 11);
+  assert_float_equal(r->alloc_bytes, 744.1189317703247 * MiB, 1e-3);
+  assert_float_equal(info.alloc_bytes, (235.02934455871582 + 744.1189317703247) * MiB, 1.0);
+  /* Its view shows the memory columns. */
+  char *t = render(q, NULL);
+  assert_non_null(strstr(t, "│Memory │"));
+  assert_non_null(strstr(t, "(max: 244.53 MB, growth rate: 0%)"));
+  assert_non_null(strstr(t, "keep.append(bytearray(4 * 1024 * 1024))"));
+  free(t);
+  scalene_profile_free(q);
+}
+
+/* Review I.1: a FIFO, /dev/zero and a file over the 1 GiB cap are refused
+ * before anything is read.  Run in a child with a 5 s alarm and (outside
+ * ASan, whose shadow memory needs the address space) a 1 GiB address-space
+ * limit, so that a reader that blocks on the FIFO or reads without end
+ * fails the test instead of hanging or exhausting the machine. */
+static int read_refused(const char *path, const char *why) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(5);
+#ifndef __SANITIZE_ADDRESS__
+    struct rlimit rl = {1UL << 30, 1UL << 30};
+    setrlimit(RLIMIT_AS, &rl);
+#endif
+    scalene_profile_t *q = NULL;
+    scalene_error_t err;
+    int rc = scalene_output_read_json(path, &q, &err);
+    _exit(rc == SCALENE_EIO && q == NULL && strstr(err.text, why) != NULL ? 0 : 1);
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void test_read_not_regular(void **state) {
+  (void)state;
+  char fifo[300], big[300];
+  path_in_tmp(fifo, sizeof fifo, "fifo.json");
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  assert_int_equal(read_refused(fifo, "not a regular file"), 0);
+  assert_int_equal(read_refused("/dev/zero", "not a regular file"), 0);
+  unlink(fifo);
+  /* A sparse file one byte over 1 GiB. */
+  path_in_tmp(big, sizeof big, "big.json");
+  FILE *f = fopen(big, "w");
+  assert_non_null(f);
+  assert_int_equal(ftruncate(fileno(f), (1L << 30) + 1), 0);
+  assert_int_equal(fclose(f), 0);
+  assert_int_equal(read_refused(big, "file too large"), 0);
+  unlink(big);
+}
+
+/* Review I.2: bytes after the JSON value, a NUL among them. */
+static void test_read_trailing_bytes(void **state) {
+  (void)state;
+  static const struct {
+    const char *text;
+    size_t len;
+    int line, column;
+  } cases[] = {
+      {"{\"files\": {}}\0garbage", 21, 1, 14},
+      {"{\"files\": {}}\n  \0", 17, 2, 3},
+      {"{\"files\": {}} \n\t x", 18, 2, 3},
+      {"{}\0", 3, 1, 3},
+  };
+  char path[300];
+  path_in_tmp(path, sizeof path, "trailing.json");
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(cases[i].text, 1, cases[i].len, f), cases[i].len);
+    assert_int_equal(fclose(f), 0);
+    scalene_profile_t *q = NULL;
+    scalene_error_t err;
+    assert_int_equal(scalene_output_read_json(path, &q, &err), SCALENE_EPARSE);
+    assert_null(q);
+    assert_int_equal(err.line, cases[i].line);
+    assert_int_equal(err.column, cases[i].column);
+  }
+  /* Trailing whitespace alone is fine. */
+  spit(path, "{\"files\": {}}\n \t\r\n");
+  scalene_profile_t *q = NULL;
+  assert_int_equal(scalene_output_read_json(path, &q, NULL), 0);
+  scalene_profile_free(q);
+}
+
+/* Review I.3: NaN, Infinity and overflowing numbers name their member. */
+static void test_read_non_finite(void **state) {
+  (void)state;
+  static const struct {
+    const char *text, *member;
+  } cases[] = {
+      {"{\"files\": {}, \"elapsed_time_sec\": NaN}", "\"elapsed_time_sec\""},
+      {"{\"files\": {}, \"total_cpu_sec\": Infinity}", "\"total_cpu_sec\""},
+      {"{\"files\": {}, \"max_footprint_mb\": -Infinity}", "\"max_footprint_mb\""},
+      {"{\"files\": {}, \"elapsed_time_sec\": 1e400}", "\"elapsed_time_sec\""},
+      {"{\"files\": {\"a.py\": {\"lines\": [{\"lineno\": 1, \"n_cpu_percent_python\": NaN}]}}}",
+       "\"n_cpu_percent_python\""},
+      {"{\"files\": {\"a.py\": {\"lines\": [{\"lineno\": 1, \"n_malloc_mb\": 1e999}]}}}",
+       "\"n_malloc_mb\""},
+      {"{\"files\": {\"a.py\": {\"functions\": [{\"lineno\": 1, \"line\": \"f\", "
+       "\"n_sys_sec\": -1e400}]}}}",
+       "\"n_sys_sec\""},
+      {"{\"files\": {}, \"samples\": [[1, NaN]]}", "\"samples\""},
+  };
+  char path[300];
+  path_in_tmp(path, sizeof path, "nonfinite.json");
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    spit(path, cases[i].text);
+    scalene_profile_t *q = NULL;
+    scalene_error_t err;
+    memset(&err, 0, sizeof err);
+    assert_int_equal(scalene_output_read_json(path, &q, &err), SCALENE_EFORMAT);
+    assert_null(q);
+    assert_non_null(strstr(err.text, cases[i].member));
+  }
+}
+
+/* Review I.4: a profile that does not know its seconds shows shares only. */
+static void test_text_seconds_unknown(void **state) {
+  (void)state;
+  char path[300];
+  path_in_tmp(path, sizeof path, "noseconds.json");
+  spit(path, "{\"files\": {}}");
+  scalene_profile_t *q = NULL;
+  assert_int_equal(scalene_output_read_json(path, &q, NULL), 0);
+  char *t = render(q, NULL);
+  assert_null(strstr(t, "1m:40"));
+  assert_null(strstr(t, "100.000s"));
+  assert_null(strstr(t, "s of CPU time"));
+  free(t);
+  scalene_profile_free(q);
+
+  spit(path, "{\"files\": {\"/nonexistent/a.py\": {\"percent_cpu_time\": 50.0, \"lines\": "
+             "[{\"lineno\": 1, \"line\": \"x = 1\\n\", \"n_cpu_percent_python\": 50.0}]}}}");
+  assert_int_equal(scalene_output_read_json(path, &q, NULL), 0);
+  t = render(q, NULL);
+  assert_non_null(strstr(t, "/nonexistent/a.py: % of time =  50.00%.\n"));
+  assert_non_null(strstr(t, "\n     1 │   50% │       │       │x = 1\n"));
+  assert_null(strstr(t, "out of"));
+  assert_null(strstr(t, "50.000s"));
+  free(t);
+  /* Written, it stays shares-only: no seconds that a reader would take
+   * for real ones. */
+  char out[300];
+  path_in_tmp(out, sizeof out, "noseconds-out.json");
+  assert_int_equal(scalene_output_write_json(q, out, NULL, NULL), 0);
+  scalene_profile_free(q);
+  char *j = slurp(out);
+  assert_null(strstr(j, "\"total_cpu_sec\""));
+  assert_null(strstr(j, "\"n_cpu_sec_python\""));
+  assert_non_null(strstr(j, "\"n_cpu_percent_python\": 50.0,"));
+  assert_int_equal(scalene_output_read_json(out, &q, NULL), 0);
+  t = render(q, NULL);
+  assert_non_null(strstr(t, "/nonexistent/a.py: % of time =  50.00%.\n"));
+  free(t);
+  scalene_profile_free(q);
+
+  /* Seconds known from elapsed_time_sec alone (Scalene's own files). */
+  spit(path, "{\"elapsed_time_sec\": 2.0, \"files\": {\"/nonexistent/a.py\": {\"lines\": "
+             "[{\"lineno\": 1, \"line\": \"x = 1\\n\", \"n_cpu_percent_python\": 50.0}]}}}");
+  assert_int_equal(scalene_output_read_json(path, &q, NULL), 0);
+  t = render(q, NULL);
+  assert_non_null(strstr(t, "/nonexistent/a.py: % of time =  50.00% (1.000s) out of 2.000s.\n"));
+  free(t);
+  scalene_profile_free(q);
+}
+
+/* Review I.5: 100 * x / x is 100.00000000000001 for x = 0.007. */
+static void test_percent_clamped(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  assert_non_null(p);
+  assert_int_equal(add(p, "/nonexistent/c.py", 1, "f", 1, 0.007, 0, 0, 1), 0);
+  char path[300];
+  path_in_tmp(path, sizeof path, "clamp.json");
+  assert_int_equal(scalene_output_write_json(p, path, NULL, NULL), 0);
+  char *j = slurp(path);
+  assert_non_null(strstr(j, "\"percent_cpu_time\": 100.0"));
+  assert_non_null(strstr(j, "\"n_cpu_percent_python\": 100.0,"));
+  assert_null(strstr(j, "100.00000000000001"));
+  scalene_profile_free(p);
+}
+
+/* Review I.6: control characters from a profile never reach the terminal;
+ * our own colours still do. */
+static int only_our_escapes(const char *t) {
+  for (const char *e = strchr(t, '\033'); e != NULL; e = strchr(e + 1, '\033')) {
+    if (e[1] != '[') return 0;
+    size_t k = 2;
+    while ((e[k] >= '0' && e[k] <= '9') || e[k] == ';') k++;
+    if (e[k] != 'm') return 0;
+  }
+  return 1;
+}
+
+static void test_text_escapes(void **state) {
+  (void)state;
+  const char *file = "/nonexistent/evil\033[31m\033]0;title\a.py";
+  scalene_profile_t *p = scalene_profile_new();
+  assert_non_null(p);
+  assert_int_equal(add(p, file, 1, "f\033[2J\xc2\x9b" "1m", 1, 1.0, 0, 0, 1), 0);
+  /* The tab at column 15 pads to 16: one space. */
+  assert_int_equal(
+      scalene_profile_set_source(p, file, 1, "x = '\033[31m\xc2\x9b\x7f\x9b\x01'\tend\n"), 0);
+  for (int color = 0; color <= 1; color++) {
+    scalene_output_options_t opts;
+    scalene_output_options_init(&opts);
+    opts.color = color;
+    char *t = render(p, &opts);
+    assert_non_null(strstr(t, "evil\xef\xbf\xbd[31m\xef\xbf\xbd]0;title\xef\xbf\xbd.py"));
+    assert_non_null(strstr(t, "x = '\xef\xbf\xbd[31m\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                              "\xef\xbf\xbd' end"));
+    assert_non_null(strstr(t, "f\xef\xbf\xbd[2J\xef\xbf\xbd" "1m\n"));
+    assert_null(strchr(t, '\a'));
+    assert_null(strchr(t, '\x7f'));
+    assert_null(strchr(t, '\x01'));
+    assert_null(strstr(t, "\xc2\x9b"));
+    for (const unsigned char *c = (const unsigned char *)t; *c; c++)
+      if (*c == 0x9b) assert_true(c[-1] >= 0xc0 || (c[-1] & 0xc0) == 0x80);
+    if (color) {
+      assert_non_null(strstr(t, "\033[1;31m"));
+      assert_true(only_our_escapes(t));
+    } else {
+      assert_null(strchr(t, '\033'));
+    }
+    free(t);
+  }
+  scalene_profile_free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip),
@@ -566,6 +1027,16 @@ int main(void) {
       cmocka_unit_test(test_text),
       cmocka_unit_test(test_text_threshold_and_order),
       cmocka_unit_test(test_loaded_text_wins),
+      cmocka_unit_test(test_memory_round_trip),
+      cmocka_unit_test(test_memory_leak_rule),
+      cmocka_unit_test(test_memory_text),
+      cmocka_unit_test(test_read_scalene_memory),
+      cmocka_unit_test(test_read_not_regular),
+      cmocka_unit_test(test_read_trailing_bytes),
+      cmocka_unit_test(test_read_non_finite),
+      cmocka_unit_test(test_text_seconds_unknown),
+      cmocka_unit_test(test_percent_clamped),
+      cmocka_unit_test(test_text_escapes),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

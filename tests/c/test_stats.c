@@ -1,5 +1,6 @@
 /* Tests for stats.h: adding, iterating, finding, merging and clearing a
- * profile, function records, totals, and concurrent adds. */
+ * profile, function records, totals, concurrent adds, and memory events
+ * (accounting, bounded timelines, merge). */
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -360,6 +361,207 @@ static void test_concurrent_adds(void **state) {
   scalene_profile_free(p);
 }
 
+/* ------------------------------------------------------------ memory */
+
+#define MiB 1048576.0
+
+static int mem(scalene_profile_t *p, const char *file, uint32_t line, const char *fn,
+               double alloc, double python, double freed, double copy, uint64_t samples,
+               double t) {
+  scalene_memory_event_t ev;
+  memset(&ev, 0, sizeof ev);
+  ev.size = sizeof ev;
+  ev.alloc_bytes = alloc;
+  ev.python_bytes = python;
+  ev.freed_bytes = freed;
+  ev.copy_bytes = copy;
+  ev.alloc_samples = samples;
+  ev.time_sec = t;
+  if (file == NULL) return scalene_profile_add_memory(p, NULL, &ev);
+  scalene_location_t l = loc(file, line, fn, fn[0] ? 1 : 0);
+  return scalene_profile_add_memory(p, &l, &ev);
+}
+
+static void assert_sorted_bounded(size_t n, const double (*pts)[2], size_t cap) {
+  assert_true(n <= cap);
+  for (size_t i = 1; i < n; i++) assert_true(pts[i - 1][0] <= pts[i][0]);
+}
+
+static void test_memory_accounting(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  scalene_profile_info_t info = info_of(p);
+  assert_int_equal(info.memory, 0);
+  assert_int_equal(info.n_footprint_samples, 0);
+  /* Line 3 allocates 10 MiB (4 of it Python), line 5 allocates 20 MiB;
+   * then 6 MiB of line 3's blocks are freed (charged to line 3, where they
+   * were allocated), and line 5 frees all of its 20. */
+  assert_int_equal(mem(p, "m.py", 3, "f", 10 * MiB, 4 * MiB, 0, 0, 2, 0.5), 0);
+  assert_int_equal(mem(p, "m.py", 5, "f", 20 * MiB, 0, 0, 0, 3, 1.0), 0);
+  assert_int_equal(mem(p, "m.py", 3, "f", 0, 0, 6 * MiB, 0, 0, 1.5), 0);
+  assert_int_equal(mem(p, "m.py", 5, "f", 0, 0, 20 * MiB, 0, 0, 2.0), 0);
+  assert_int_equal(mem(p, "m.py", 7, "g", 0, 0, 0, 7 * MiB, 0, 2.5), 0); /* a copy */
+  assert_int_equal(mem(p, NULL, 0, "", 1 * MiB, 0, 0, 0, 1, 3.0), 0);   /* unattributed */
+
+  const scalene_line_stats_t *r = scalene_profile_find_line(p, "m.py", 3);
+  assert_non_null(r);
+  assert_float_equal(r->alloc_bytes, 10 * MiB, 0);
+  assert_float_equal(r->python_bytes, 4 * MiB, 0);
+  assert_float_equal(r->freed_bytes, 6 * MiB, 0);
+  assert_float_equal(r->peak_bytes, 10 * MiB, 0);
+  assert_int_equal(r->alloc_samples, 2);
+  assert_int_equal(r->n_memory_samples, 2);
+  assert_float_equal(r->memory_samples[0][0], 0.5, 1e-12);
+  assert_float_equal(r->memory_samples[0][1], 10.0, 0);
+  assert_float_equal(r->memory_samples[1][0], 1.5, 1e-12);
+  assert_float_equal(r->memory_samples[1][1], 4.0, 0); /* live 10 - 6 */
+  r = scalene_profile_find_line(p, "m.py", 5);
+  assert_float_equal(r->peak_bytes, 20 * MiB, 0);
+  assert_float_equal(r->freed_bytes, 20 * MiB, 0);
+  assert_float_equal(r->memory_samples[r->n_memory_samples - 1][1], 0.0, 0);
+  r = scalene_profile_find_line(p, "m.py", 7);
+  assert_float_equal(r->copy_bytes, 7 * MiB, 0);
+  assert_float_equal(r->alloc_bytes, 0, 0);
+  assert_int_equal(r->n_memory_samples, 0); /* copies do not move live bytes */
+  /* The function record has the same accounting. */
+  const scalene_line_stats_t *fr = scalene_profile_file_function(p, 0, 0);
+  assert_string_equal(fr->function, "f");
+  assert_float_equal(fr->alloc_bytes, 30 * MiB, 0);
+  assert_float_equal(fr->freed_bytes, 26 * MiB, 0);
+  assert_float_equal(fr->peak_bytes, 30 * MiB, 0);
+  assert_int_equal(fr->alloc_samples, 5);
+  const scalene_file_stats_t *fs = scalene_profile_file(p, 0);
+  assert_float_equal(fs->alloc_bytes, 30 * MiB, 0);
+  assert_float_equal(fs->python_bytes, 4 * MiB, 0);
+  assert_float_equal(fs->freed_bytes, 26 * MiB, 0);
+  assert_float_equal(fs->copy_bytes, 7 * MiB, 0);
+
+  info = info_of(p);
+  assert_int_equal(info.memory, 1);
+  assert_float_equal(info.alloc_bytes, 31 * MiB, 0);
+  /* Process live: 10, 30 (peak, set at line 5), 24, 4, 4, 5. */
+  assert_float_equal(info.max_footprint_bytes, 30 * MiB, 0);
+  assert_string_equal(info.max_footprint_file, "m.py");
+  assert_int_equal(info.max_footprint_line, 5);
+  assert_int_equal(info.n_footprint_samples, 5);
+  assert_float_equal(info.footprint_samples[1][1], 30.0, 0);
+  assert_float_equal(info.footprint_samples[4][1], 5.0, 0);
+  assert_float_equal(info.footprint_samples[4][0], 3.0, 1e-12);
+  assert_sorted_bounded(info.n_footprint_samples, info.footprint_samples, 100);
+
+  /* Frees beyond what was allocated floor the live bytes at 0. */
+  assert_int_equal(mem(p, "m.py", 9, "", 1 * MiB, 0, 0, 0, 1, 4.0), 0);
+  assert_int_equal(mem(p, "m.py", 9, "", 0, 0, 3 * MiB, 0, 0, 4.5), 0);
+  r = scalene_profile_find_line(p, "m.py", 9);
+  assert_float_equal(r->memory_samples[1][1], 0.0, 0);
+
+  /* Invalid events. */
+  scalene_memory_event_t ev;
+  memset(&ev, 0, sizeof ev);
+  ev.size = sizeof ev;
+  ev.alloc_bytes = -1;
+  assert_int_equal(scalene_profile_add_memory(p, NULL, &ev), SCALENE_EINVAL);
+  ev.alloc_bytes = NAN;
+  assert_int_equal(scalene_profile_add_memory(p, NULL, &ev), SCALENE_EINVAL);
+  ev.alloc_bytes = 1;
+  ev.size = 8;
+  assert_int_equal(scalene_profile_add_memory(p, NULL, &ev), SCALENE_EINVAL);
+  assert_int_equal(scalene_profile_add_memory(p, NULL, NULL), SCALENE_EINVAL);
+  assert_int_equal(scalene_profile_add_memory(NULL, NULL, &ev), SCALENE_EINVAL);
+
+  /* clear forgets memory. */
+  scalene_profile_clear(p);
+  info = info_of(p);
+  assert_int_equal(info.memory, 0);
+  assert_float_equal(info.alloc_bytes, 0, 0);
+  assert_float_equal(info.max_footprint_bytes, 0, 0);
+  assert_null(info.max_footprint_file);
+  assert_int_equal(info.n_footprint_samples, 0);
+  assert_null(scalene_profile_find_line(p, "m.py", 3));
+  scalene_profile_free(p);
+}
+
+static void test_memory_reservoir(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  /* 100 000 events, alternately allocating and freeing 1 MiB: both
+   * timelines stay bounded and sorted, and their points spread over the
+   * whole run (a uniform sample of 100 among 100 000 has its first point in
+   * the first few percent and its last in the last few). */
+  const int n = 100000;
+  for (int i = 0; i < n; i++) {
+    double t = 0.001 * i;
+    if (i % 2 == 0)
+      assert_int_equal(mem(p, "r.py", 1, "", MiB, 0, 0, 0, 1, t), 0);
+    else
+      assert_int_equal(mem(p, "r.py", 1, "", 0, 0, MiB, 0, 0, t), 0);
+  }
+  const scalene_line_stats_t *r = scalene_profile_find_line(p, "r.py", 1);
+  assert_int_equal(r->n_memory_samples, 100);
+  assert_sorted_bounded(r->n_memory_samples, r->memory_samples, 100);
+  assert_true(r->memory_samples[0][0] >= 0);
+  assert_true(r->memory_samples[0][0] < 0.1 * n * 0.001);
+  assert_true(r->memory_samples[99][0] > 0.9 * n * 0.001);
+  assert_true(r->memory_samples[99][0] <= (n - 1) * 0.001 + 1e-9);
+  for (size_t i = 0; i < r->n_memory_samples; i++)
+    assert_true(r->memory_samples[i][1] == 0.0 || r->memory_samples[i][1] == 1.0);
+  assert_float_equal(r->peak_bytes, MiB, 0);
+  assert_int_equal(r->alloc_samples, n / 2);
+  scalene_profile_info_t info = info_of(p);
+  assert_int_equal(info.n_footprint_samples, 100);
+  assert_sorted_bounded(info.n_footprint_samples, info.footprint_samples, 100);
+  assert_float_equal(info.max_footprint_bytes, MiB, 0);
+
+  /* Deterministic: a second profile fed the same events keeps the same points. */
+  scalene_profile_t *q = scalene_profile_new();
+  for (int i = 0; i < n; i++)
+    mem(q, "r.py", 1, "", i % 2 == 0 ? MiB : 0, 0, i % 2 ? MiB : 0, 0, 1, 0.001 * i);
+  const scalene_line_stats_t *s = scalene_profile_find_line(q, "r.py", 1);
+  assert_int_equal(s->n_memory_samples, r->n_memory_samples);
+  assert_memory_equal(s->memory_samples, r->memory_samples, 100 * sizeof r->memory_samples[0]);
+  scalene_profile_free(q);
+  scalene_profile_free(p);
+}
+
+static void test_memory_merge(void **state) {
+  (void)state;
+  scalene_profile_t *a = scalene_profile_new(), *b = scalene_profile_new();
+  mem(a, "m.py", 2, "f", 8 * MiB, 8 * MiB, 0, MiB, 1, 0.1);
+  mem(a, "m.py", 2, "f", 0, 0, 2 * MiB, 0, 0, 0.2);
+  for (int i = 0; i < 150; i++) mem(b, "m.py", 2, "f", MiB, 0, 0, 0, 1, 0.01 * i);
+  mem(b, "n.py", 1, "", 64 * MiB, 0, 0, 0, 1, 2.0);
+  assert_int_equal(scalene_profile_merge(a, b), 0);
+  const scalene_line_stats_t *r = scalene_profile_find_line(a, "m.py", 2);
+  assert_float_equal(r->alloc_bytes, 158 * MiB, 0);
+  assert_float_equal(r->python_bytes, 8 * MiB, 0);
+  assert_float_equal(r->freed_bytes, 2 * MiB, 0);
+  assert_float_equal(r->copy_bytes, MiB, 0);
+  assert_int_equal(r->alloc_samples, 151);
+  assert_float_equal(r->peak_bytes, 156 * MiB, 0); /* at least the summed live bytes */
+  assert_int_equal(r->n_memory_samples, 100);      /* 2 + 100, re-bounded */
+  assert_sorted_bounded(r->n_memory_samples, r->memory_samples, 100);
+  scalene_profile_info_t info = info_of(a);
+  assert_int_equal(info.memory, 1);
+  assert_float_equal(info.alloc_bytes, 222 * MiB, 0);
+  assert_float_equal(info.max_footprint_bytes, 214 * MiB, 0); /* b's: 150 + 64 */
+  assert_string_equal(info.max_footprint_file, "n.py");
+  assert_int_equal(info.max_footprint_line, 1);
+  assert_true(info.n_footprint_samples <= 100);
+  assert_sorted_bounded(info.n_footprint_samples, info.footprint_samples, 100);
+  const scalene_file_stats_t *fs = scalene_profile_file(a, 0);
+  assert_string_equal(fs->name, "m.py");
+  assert_float_equal(fs->alloc_bytes, 158 * MiB, 0);
+  /* Merging a profile into itself doubles the sums, keeps the peak. */
+  assert_int_equal(scalene_profile_merge(b, b), 0);
+  info = info_of(b);
+  assert_float_equal(info.alloc_bytes, 428 * MiB, 0);
+  assert_float_equal(info.max_footprint_bytes, 214 * MiB, 0);
+  r = scalene_profile_find_line(b, "n.py", 1);
+  assert_float_equal(r->alloc_bytes, 128 * MiB, 0);
+  scalene_profile_free(a);
+  scalene_profile_free(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_empty),
@@ -371,6 +573,9 @@ int main(void) {
       cmocka_unit_test(test_clear),
       cmocka_unit_test(test_set_source),
       cmocka_unit_test(test_concurrent_adds),
+      cmocka_unit_test(test_memory_accounting),
+      cmocka_unit_test(test_memory_reservoir),
+      cmocka_unit_test(test_memory_merge),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

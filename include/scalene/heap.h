@@ -1,0 +1,115 @@
+/* libscaleneprof: the heap sampler.
+ *
+ * Samples allocations by bytes: each thread counts down a geometrically
+ * distributed number of bytes (mean `sampling_bytes`, as tcmalloc and
+ * jemalloc do), so the fast path of an allocation is one thread-local
+ * subtraction and a branch.  When the countdown crosses zero the
+ * allocation is sampled: the locator says where it was made, and the
+ * sample stands for s / (1 - exp(-s / R)) bytes (s its size, R the mean:
+ * about R for small blocks, s for large ones), which makes the per-location
+ * sums unbiased.  Sampled pointers go into a
+ * fixed-size table, so that freeing one credits the location that
+ * allocated it: live bytes, peaks and leak candidates follow from that.
+ *
+ * Interception: with SCALENE_HEAP_HOOK_MALLOC the malloc family (malloc,
+ * calloc, realloc, free, posix_memalign, aligned_alloc, memalign, valloc,
+ * pvalloc where present, and mmap/munmap) is patched in the GOT of every
+ * loaded object at start, objects loaded later by dlopen are patched as they
+ * arrive, and every entry is restored at stop: no re-exec, no LD_PRELOAD.
+ * Allocators the library cannot see (Python's own, for one) report through
+ * scalene_heap_record_alloc / scalene_heap_record_free.
+ *
+ * Samples reach the profile (stats.h, scalene_profile_add_memory) through a
+ * lock-free buffer drained by the heap sampler's own thread.
+ *
+ * Thread-safety: the control functions must not be called concurrently on
+ * one sampler; at most one heap sampler runs in a process at a time.  The
+ * record functions are async-signal-safe, re-entrant and allocation-free. */
+#ifndef SCALENE_HEAP_H
+#define SCALENE_HEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <scalene/error.h>
+#include <scalene/stats.h>
+#include <scalene/sampler.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct scalene_heap scalene_heap_t;
+
+/* Hooks to install at start. */
+#define SCALENE_HEAP_HOOK_MALLOC 0x1u /* the malloc family and mmap/munmap, by GOT patching */
+
+/* Flags of scalene_heap_record_alloc. */
+#define SCALENE_HEAP_PYTHON 0x1u /* the allocation came through Python's allocator */
+
+typedef struct scalene_heap_options {
+  size_t size;                 /* sizeof(scalene_heap_options_t); set by _init */
+  uint64_t sampling_bytes;     /* mean bytes between samples; default 1 MiB */
+  unsigned int hooks;          /* SCALENE_HEAP_HOOK_*; default SCALENE_HEAP_HOOK_MALLOC */
+  scalene_locator_fn locator;  /* required; called inside the allocator (ctx->pc is the
+                                * caller's return address, ucontext NULL, remote 0) */
+  void *locator_arg;
+  unsigned int table_capacity; /* sampled pointers tracked at once; default 65536 */
+  unsigned int buffer_capacity;/* samples buffered before the drain; default 16384 */
+} scalene_heap_options_t;
+
+/* Sets every field of *opts to its default (locator to NULL). */
+SCALENE_API void scalene_heap_options_init(scalene_heap_options_t *opts);
+
+/* Makes a heap sampler that charges its samples to `profile` (which must
+ * outlive it).  SCALENE_EINVAL names the bad option in *err. */
+SCALENE_API int scalene_heap_new(const scalene_heap_options_t *opts, scalene_profile_t *profile,
+                                 scalene_heap_t **out, scalene_error_t *err);
+
+/* Installs the hooks and starts the drain thread.  SCALENE_ESTATE when a
+ * heap sampler already runs in the process. */
+SCALENE_API int scalene_heap_start(scalene_heap_t *h, scalene_error_t *err);
+
+/* Restores every hooked entry, drains the buffer into the profile and stops
+ * the drain thread.  No hook is left installed afterwards.  Blocks that were
+ * sampled stay tracked, so a later start still credits their frees. */
+SCALENE_API int scalene_heap_stop(scalene_heap_t *h);
+
+/* Drains the buffered samples into the profile now. */
+SCALENE_API int scalene_heap_drain(scalene_heap_t *h);
+
+/* Stops the sampler if it runs, then frees it.  NULL is allowed. */
+SCALENE_API void scalene_heap_free(scalene_heap_t *h);
+
+/* Reports an allocation of `size` bytes at ptr made by an allocator the
+ * hooks do not see (flags: SCALENE_HEAP_PYTHON).  Async-signal-safe,
+ * allocation-free; a no-op when no heap sampler runs. */
+SCALENE_API void scalene_heap_record_alloc(void *ptr, size_t size, unsigned int flags);
+
+/* Reports that ptr, reported with scalene_heap_record_alloc, is freed. */
+SCALENE_API void scalene_heap_record_free(void *ptr, unsigned int flags);
+
+/* Brackets a call into an allocator that reports its blocks itself (a
+ * PyMem_SetAllocator hook): between enter and the matching leave, the
+ * calling thread's malloc-family calls are not counted by the hooks, and
+ * only the outermost scalene_heap_record_alloc / _record_free counts (an
+ * OBJ-domain hook that falls back to the RAW domain is counted once).
+ * Nests; async-signal-safe, allocation-free; cheap when no sampler runs. */
+SCALENE_API void scalene_heap_enter(void);
+SCALENE_API void scalene_heap_leave(void);
+
+/* Counters, for tests and diagnostics. */
+typedef struct scalene_heap_stats {
+  size_t size;                /* set by the caller */
+  uint64_t samples;           /* sampled allocations */
+  uint64_t frees_matched;     /* frees of sampled blocks */
+  uint64_t dropped;           /* samples lost: buffer or table full */
+  double live_bytes;          /* estimated bytes live now (sampled blocks not freed) */
+  unsigned int hooked_objects;/* GOT entries patched now (0: no hook installed) */
+} scalene_heap_stats_t;
+
+SCALENE_API int scalene_heap_get_stats(const scalene_heap_t *h, scalene_heap_stats_t *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SCALENE_HEAP_H */

@@ -1,0 +1,504 @@
+/* libscaleneprof: the heap sampler's code that runs INSIDE AN ALLOCATION:
+ * the replacement functions of the malloc family, the thread-local
+ * countdown, the sampled-pointer table and the lock-free sample ring.
+ *
+ * Everything in this file except install/remove (called from heap.c
+ * outside any hook) may run inside malloc, inside a signal handler that
+ * interrupted malloc, and re-entrantly, so it is async-signal-safe,
+ * re-entrant and allocation-free.  It calls only:
+ *   - the real functions saved by scalene__interpose_install (the *real_*
+ *     pointers below),
+ *   - the consumer's locator (which must be async-signal-safe, sampler.h),
+ *   - syscall(SYS_gettid) and clock_gettime(CLOCK_MONOTONIC),
+ *   - C11 atomics on memory allocated at scalene_heap_new,
+ * and never takes a lock, never calls libm (log/exp are computed here) and
+ * never touches errno except through the real functions it wraps.
+ *
+ * Thread-local state is initial-exec TLS (no __tls_get_addr, which may
+ * allocate on first use in a dlopen'ed object): the countdown, the PRNG
+ * state and a re-entrancy depth.  depth > 0 means "inside the sampler or
+ * inside an allocator that reports its own blocks" (scalene_heap_enter):
+ * the hooks then do not count allocations, so the locator's allocations,
+ * the drain thread's and the inner malloc of a PyMem hook are not counted.
+ * Frees are always looked up, whatever the depth: a sampled block must
+ * leave the table before its address can be handed out again. */
+#define _GNU_SOURCE
+#include "heap_internal.h"
+#include "interpose.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TLS_IE __attribute__((tls_model("initial-exec")))
+
+static __thread int64_t tl_countdown TLS_IE; /* bytes until the next sample */
+static __thread uint64_t tl_rng TLS_IE;      /* xorshift64* state; 0 = not seeded */
+static __thread int tl_depth TLS_IE;         /* re-entrancy depth */
+static __thread uint32_t tl_gen TLS_IE;      /* scalene__heap_gen the countdown was drawn for */
+
+/* Bumped at every start: a countdown drawn for an earlier start (perhaps
+ * with another mean) is drawn again. */
+_Atomic uint32_t scalene__heap_gen;
+
+struct scalene_heap *_Atomic scalene__heap_active;
+
+/* The real functions, stored by scalene__interpose_install. */
+static void *(*real_malloc)(size_t);
+static void *(*real_calloc)(size_t, size_t);
+static void *(*real_realloc)(void *, size_t);
+static void (*real_free)(void *);
+static int (*real_posix_memalign)(void **, size_t, size_t);
+static void *(*real_aligned_alloc)(size_t, size_t);
+static void *(*real_memalign)(size_t, size_t);
+static void *(*real_valloc)(size_t);
+static void *(*real_pvalloc)(size_t);
+static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
+static void *(*real_mmap64)(void *, size_t, int, int, int, off_t);
+static int (*real_munmap)(void *, size_t);
+
+/* ------------------------------------------------------------ math */
+
+/* -ln(u), u in (0, 1].  u = m * 2^e with m in [sqrt(1/2), sqrt(2)), then
+ * ln(m) = 2 atanh(z), z = (m - 1) / (m + 1), |z| < 0.172, whose series to
+ * z^23 is exact to ~1e-18 relative. */
+double scalene__heap_neglog(double u) {
+  if (!(u > 0.0)) return 745.0; /* ln of the smallest double */
+  if (u >= 1.0) return 0.0;
+  uint64_t bits;
+  memcpy(&bits, &u, sizeof bits);
+  int e = (int)((bits >> 52) & 0x7ff);
+  if (e == 0) return 745.0; /* subnormal: far out in the tail anyway */
+  e -= 1023;
+  bits = (bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL;
+  double m;
+  memcpy(&m, &bits, sizeof m);
+  if (m > 1.4142135623730951) {
+    m *= 0.5;
+    e += 1;
+  }
+  double z = (m - 1.0) / (m + 1.0), z2 = z * z, term = z, sum = 0.0;
+  for (int k = 1; k <= 23; k += 2) {
+    sum += term / k;
+    term *= z2;
+  }
+  double ln = (double)e * 0.69314718055994530942 + 2.0 * sum;
+  return -ln;
+}
+
+/* 1 - exp(-x) for x >= 0, without cancellation for small x. */
+static double one_minus_exp_neg(double x) {
+  if (x <= 0.0) return 0.0;
+  if (x < 0.5) { /* x - x^2/2 + x^3/6 - ...: alternating, |term| shrinks fast */
+    double term = x, sum = 0.0;
+    for (int k = 1; k <= 20; k++) {
+      sum += term;
+      term *= -x / (k + 1);
+    }
+    return sum;
+  }
+  if (x > 745.0) return 1.0;
+  /* exp(-x) = 2^-k exp(-r), x = k ln2 + r, r in [0, ln2). */
+  int k = (int)(x / 0.69314718055994530942);
+  double r = x - k * 0.69314718055994530942, term = 1.0, ex = 0.0;
+  for (int i = 1; i <= 22; i++) {
+    ex += term;
+    term *= -r / i;
+  }
+  while (k-- > 0) ex *= 0.5;
+  return 1.0 - ex;
+}
+
+/* The weight of a sampled block.  Each byte is sampled with probability
+ * 1/R (the countdown is exponential, hence memoryless), so a block of s
+ * bytes is sampled with p = 1 - exp(-s/R); counting it as s/p bytes makes
+ * the sum over sampled blocks an unbiased estimate of the bytes allocated
+ * (E = p * s/p = s).  For s << R the weight is about R, for s >> R about s. */
+double scalene__heap_weight(double size, double mean) {
+  double p = one_minus_exp_neg(size / mean);
+  return p > 0.0 ? size / p : mean;
+}
+
+static uint64_t rng_next(void) {
+  uint64_t x = tl_rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  tl_rng = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
+uint64_t scalene__heap_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void rng_seed(void) {
+  uint64_t s = (uint64_t)syscall(SYS_gettid) * 0x9E3779B97F4A7C15ULL ^ scalene__heap_now_ns();
+  s ^= (uint64_t)(uintptr_t)&tl_rng;
+  /* splitmix64 finaliser, never 0 */
+  s = (s ^ (s >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  s = (s ^ (s >> 27)) * 0x94D049BB133111EBULL;
+  s ^= s >> 31;
+  tl_rng = s ? s : 0x5ca1e;
+}
+
+/* A geometric (exponential, rounded up) countdown of mean R bytes. */
+static int64_t draw_countdown(double mean) {
+  double u = (double)((rng_next() >> 11) + 1) * (1.0 / 9007199254740992.0); /* (0, 1] */
+  double c = scalene__heap_neglog(u) * mean;
+  if (c > 9.0e18) c = 9.0e18;
+  return (int64_t)c + 1;
+}
+
+void scalene__heap_thread_ignore(void) { tl_depth = 1; }
+
+SCALENE_API void scalene_heap_enter(void) { tl_depth++; }
+SCALENE_API void scalene_heap_leave(void) {
+  if (tl_depth > 0) tl_depth--;
+}
+
+/* ------------------------------------------------------------ table */
+
+static size_t home_of(const struct scalene_heap *h, uintptr_t p) {
+  uint64_t x = (uint64_t)(p >> 3) * 0x9E3779B97F4A7C15ULL;
+  return (size_t)(x >> 20) & h->table_mask;
+}
+
+/* Inserts p.  Returns 0, or -1 when no free slot is within the probe
+ * window.  A slot goes EMPTY/TOMB -> BUSY (CAS), is filled, then is
+ * published with its key; slots never return to EMPTY, so a lookup may
+ * stop at the first EMPTY slot. */
+static int table_insert(struct scalene_heap *h, uintptr_t p, double weight, uint64_t seq,
+                        uint32_t flags) {
+  size_t home = home_of(h, p);
+  atomic_fetch_add_explicit(&h->counts[home], 1, memory_order_relaxed);
+  for (size_t i = 0; i < SCALENE__HEAP_PROBE; i++) {
+    scalene__heap_entry_t *e = &h->table[(home + i) & h->table_mask];
+    uintptr_t k = atomic_load_explicit(&e->key, memory_order_relaxed);
+    if (k != SCALENE__HEAP_KEY_EMPTY && k != SCALENE__HEAP_KEY_TOMB) continue;
+    if (!atomic_compare_exchange_strong(&e->key, &k, SCALENE__HEAP_KEY_BUSY)) continue;
+    e->weight = weight;
+    e->seq = seq;
+    e->flags = flags;
+    atomic_store_explicit(&e->key, p, memory_order_release);
+    return 0;
+  }
+  atomic_fetch_sub_explicit(&h->counts[home], 1, memory_order_relaxed);
+  return -1;
+}
+
+/* Removes p.  Returns 1 and fills the out parameters when p was sampled. */
+static int table_remove(struct scalene_heap *h, uintptr_t p, double *weight, uint64_t *seq,
+                        uint32_t *flags) {
+  size_t home = home_of(h, p);
+  if (atomic_load_explicit(&h->counts[home], memory_order_acquire) == 0) return 0;
+  for (size_t i = 0; i < SCALENE__HEAP_PROBE; i++) {
+    scalene__heap_entry_t *e = &h->table[(home + i) & h->table_mask];
+    uintptr_t k = atomic_load_explicit(&e->key, memory_order_acquire);
+    if (k == SCALENE__HEAP_KEY_EMPTY) return 0;
+    if (k != p) continue;
+    *weight = e->weight;
+    *seq = e->seq;
+    *flags = e->flags;
+    /* Only the thread freeing p gets here (a double free is the program's
+     * bug): a plain CAS from p suffices. */
+    if (!atomic_compare_exchange_strong(&e->key, &k, SCALENE__HEAP_KEY_TOMB)) return 0;
+    atomic_fetch_sub_explicit(&h->counts[home], 1, memory_order_release);
+    return 1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------ ring */
+
+/* Reserves a slot; returns it (to be filled, then published), or NULL when
+ * the ring is full. */
+static scalene__heap_rec_t *ring_reserve(struct scalene_heap *h, uint64_t *pos_out) {
+  uint64_t pos = atomic_load_explicit(&h->ring_head, memory_order_relaxed);
+  for (;;) {
+    scalene__heap_rec_t *r = &h->ring[pos & h->ring_mask];
+    uint64_t turn = atomic_load_explicit(&r->turn, memory_order_acquire);
+    int64_t dif = (int64_t)(turn - pos);
+    if (dif == 0) {
+      if (atomic_compare_exchange_weak_explicit(&h->ring_head, &pos, pos + 1,
+                                                memory_order_relaxed, memory_order_relaxed)) {
+        *pos_out = pos;
+        return r;
+      }
+    } else if (dif < 0) {
+      return NULL; /* full */
+    } else {
+      pos = atomic_load_explicit(&h->ring_head, memory_order_relaxed);
+    }
+  }
+}
+
+static void ring_publish(scalene__heap_rec_t *r, uint64_t pos) {
+  atomic_store_explicit(&r->turn, pos + 1, memory_order_release);
+}
+
+int scalene__heap_ring_pop(struct scalene_heap *h, scalene__heap_rec_t *out) {
+  uint64_t pos = h->ring_tail;
+  scalene__heap_rec_t *r = &h->ring[pos & h->ring_mask];
+  uint64_t turn = atomic_load_explicit(&r->turn, memory_order_acquire);
+  if (turn != pos + 1) return 0;
+  out->kind = r->kind;
+  out->flags = r->flags;
+  out->weight = r->weight;
+  out->seq = r->seq;
+  out->time_sec = r->time_sec;
+  if (r->kind == SCALENE__HEAP_REC_ALLOC) memcpy(&out->loc, &r->loc, sizeof out->loc);
+  atomic_store_explicit(&r->turn, pos + h->ring_cap, memory_order_release);
+  h->ring_tail = pos + 1;
+  return 1;
+}
+
+/* ------------------------------------------------------------ sampling */
+
+static double now_sec(const struct scalene_heap *h) {
+  return (double)(scalene__heap_now_ns() - h->start_ns) * 1e-9;
+}
+
+/* The slow path of an allocation whose countdown crossed zero. */
+static void sample_alloc(struct scalene_heap *h, void *ptr, size_t size, uint32_t flags,
+                         uintptr_t pc) {
+  tl_depth++;
+  double weight = scalene__heap_weight((double)size, h->mean);
+  scalene_sample_context_t ctx;
+  memset(&ctx, 0, sizeof ctx);
+  ctx.tid = (pid_t)syscall(SYS_gettid);
+  ctx.pc = pc;
+  uint64_t pos;
+  scalene__heap_rec_t *r = ring_reserve(h, &pos);
+  if (!r) {
+    atomic_fetch_add_explicit(&h->dropped, 1, memory_order_relaxed);
+    goto out;
+  }
+  memset(&r->loc, 0, sizeof r->loc);
+  int found = h->opts.locator(&ctx, &r->loc, h->opts.locator_arg);
+  uint64_t seq = atomic_fetch_add_explicit(&h->next_seq, 1, memory_order_relaxed);
+  r->seq = seq;
+  r->weight = weight;
+  r->time_sec = now_sec(h);
+  r->flags = flags | (found == SCALENE_LOCATE_FOUND ? 0u : SCALENE__HEAP_F_UNATTRIBUTED);
+  if (found == SCALENE_LOCATE_SKIP ||
+      table_insert(h, (uintptr_t)ptr, weight, seq, r->flags) != 0) {
+    /* The slot is already ours: publish it as an empty record. */
+    if (found != SCALENE_LOCATE_SKIP)
+      atomic_fetch_add_explicit(&h->dropped, 1, memory_order_relaxed);
+    r->kind = 0;
+    ring_publish(r, pos);
+    goto out;
+  }
+  r->kind = SCALENE__HEAP_REC_ALLOC;
+  ring_publish(r, pos);
+  atomic_fetch_add_explicit(&h->samples, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&h->live_bytes, (int64_t)weight, memory_order_relaxed);
+out:
+  tl_depth--;
+}
+
+/* Counts an allocation of size bytes at ptr made by this thread. */
+static inline void note_alloc(void *ptr, size_t size, uint32_t flags, uintptr_t pc) {
+  int64_t c = tl_countdown - (int64_t)(size > INT64_MAX ? INT64_MAX : size);
+  uint32_t gen = atomic_load_explicit(&scalene__heap_gen, memory_order_relaxed);
+  if (__builtin_expect(c > 0 && tl_gen == gen, 1)) {
+    tl_countdown = c;
+    return;
+  }
+  struct scalene_heap *h = atomic_load_explicit(&scalene__heap_active, memory_order_acquire);
+  if (!h) {
+    tl_countdown = c > 0 ? c : 1; /* sample nothing while no sampler runs */
+    return;
+  }
+  if (tl_rng == 0 || tl_gen != gen) { /* first allocation since start: draw, then count */
+    if (tl_rng == 0) rng_seed();
+    tl_gen = gen;
+    c = draw_countdown(h->mean) - (int64_t)size;
+    if (c > 0) {
+      tl_countdown = c;
+      return;
+    }
+  }
+  tl_countdown = draw_countdown(h->mean);
+  sample_alloc(h, ptr, size, flags, pc);
+}
+
+/* Credits the free of ptr if it was sampled (mmap: only MMAP entries). */
+static inline void note_free(void *ptr, int is_munmap) {
+  struct scalene_heap *h = atomic_load_explicit(&scalene__heap_active, memory_order_acquire);
+  if (!h || !ptr) return;
+  double weight;
+  uint64_t seq;
+  uint32_t flags;
+  if (!table_remove(h, (uintptr_t)ptr, &weight, &seq, &flags)) return;
+  (void)is_munmap;
+  atomic_fetch_add_explicit(&h->frees_matched, 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&h->live_bytes, (int64_t)weight, memory_order_relaxed);
+  uint64_t pos;
+  scalene__heap_rec_t *r = ring_reserve(h, &pos);
+  if (!r) {
+    atomic_fetch_add_explicit(&h->dropped, 1, memory_order_relaxed);
+    return;
+  }
+  r->kind = SCALENE__HEAP_REC_FREE;
+  r->flags = flags;
+  r->weight = weight;
+  r->seq = seq;
+  r->time_sec = now_sec(h);
+  ring_publish(r, pos);
+}
+
+/* ------------------------------------------------------------ public record API */
+
+SCALENE_API void scalene_heap_record_alloc(void *ptr, size_t size, unsigned int flags) {
+  if (!ptr || tl_depth > 1) return; /* an inner allocator of a bracketed call */
+  if (!atomic_load_explicit(&scalene__heap_active, memory_order_relaxed)) return;
+  note_alloc(ptr, size, flags & SCALENE_HEAP_PYTHON, (uintptr_t)__builtin_return_address(0));
+}
+
+SCALENE_API void scalene_heap_record_free(void *ptr, unsigned int flags) {
+  (void)flags;
+  note_free(ptr, 0);
+}
+
+/* ------------------------------------------------------------ replacements */
+
+#define PC() ((uintptr_t)__builtin_return_address(0))
+
+static void *hook_malloc(size_t n) {
+  if (__builtin_expect(!real_malloc, 0)) return NULL;
+  void *p = real_malloc(n);
+  if (p && tl_depth == 0) note_alloc(p, n, 0, PC());
+  return p;
+}
+
+static void *hook_calloc(size_t nmemb, size_t size) {
+  if (__builtin_expect(!real_calloc, 0)) return NULL;
+  void *p = real_calloc(nmemb, size);
+  size_t total;
+  if (p && tl_depth == 0 && !__builtin_mul_overflow(nmemb, size, &total))
+    note_alloc(p, total, 0, PC());
+  return p;
+}
+
+static void *hook_realloc(void *old, size_t n) {
+  if (__builtin_expect(!real_realloc, 0)) return NULL;
+  /* realloc = free of the old block + allocation of the new one.  The old
+   * block leaves the table before the real call: once it returns, its
+   * address may already be another thread's. */
+  if (old) note_free(old, 0);
+  void *p = real_realloc(old, n);
+  if (p && n && tl_depth == 0) note_alloc(p, n, 0, PC());
+  return p;
+}
+
+static void hook_free(void *p) {
+  if (p) note_free(p, 0);
+  if (__builtin_expect(real_free != NULL, 1)) real_free(p);
+}
+
+static int hook_posix_memalign(void **out, size_t align, size_t n) {
+  if (__builtin_expect(!real_posix_memalign, 0)) return ENOMEM;
+  int rc = real_posix_memalign(out, align, n);
+  if (rc == 0 && *out && tl_depth == 0) note_alloc(*out, n, 0, PC());
+  return rc;
+}
+
+static void *hook_aligned_alloc(size_t align, size_t n) {
+  if (__builtin_expect(!real_aligned_alloc, 0)) return NULL;
+  void *p = real_aligned_alloc(align, n);
+  if (p && tl_depth == 0) note_alloc(p, n, 0, PC());
+  return p;
+}
+
+static void *hook_memalign(size_t align, size_t n) {
+  if (__builtin_expect(!real_memalign, 0)) return NULL;
+  void *p = real_memalign(align, n);
+  if (p && tl_depth == 0) note_alloc(p, n, 0, PC());
+  return p;
+}
+
+static void *hook_valloc(size_t n) {
+  if (__builtin_expect(!real_valloc, 0)) return NULL;
+  void *p = real_valloc(n);
+  if (p && tl_depth == 0) note_alloc(p, n, 0, PC());
+  return p;
+}
+
+static void *hook_pvalloc(size_t n) {
+  if (__builtin_expect(!real_pvalloc, 0)) return NULL;
+  void *p = real_pvalloc(n);
+  if (p && tl_depth == 0) {
+    long pg = sysconf(_SC_PAGESIZE); /* async-signal-safe */
+    size_t page = pg > 0 ? (size_t)pg : 4096;
+    note_alloc(p, n ? (n + page - 1) / page * page : page, 0, PC());
+  }
+  return p;
+}
+
+static inline int counted_mapping(int prot, int flags) {
+  (void)prot;
+  return (flags & MAP_ANONYMOUS) && (flags & MAP_PRIVATE);
+}
+
+static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  if (__builtin_expect(!real_mmap, 0)) {
+    errno = ENOMEM;
+    return MAP_FAILED;
+  }
+  void *p = real_mmap(addr, len, prot, flags, fd, off);
+  if (p != MAP_FAILED && tl_depth == 0 && counted_mapping(prot, flags))
+    note_alloc(p, len, SCALENE__HEAP_F_MMAP, PC());
+  return p;
+}
+
+static void *hook_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  if (__builtin_expect(!real_mmap64, 0)) {
+    errno = ENOMEM;
+    return MAP_FAILED;
+  }
+  void *p = real_mmap64(addr, len, prot, flags, fd, off);
+  if (p != MAP_FAILED && tl_depth == 0 && counted_mapping(prot, flags))
+    note_alloc(p, len, SCALENE__HEAP_F_MMAP, PC());
+  return p;
+}
+
+static int hook_munmap(void *addr, size_t len) {
+  /* A sampled mapping counts as freed when its start is unmapped. */
+  if (addr) note_free(addr, 1);
+  if (__builtin_expect(!real_munmap, 0)) {
+    errno = EINVAL;
+    return -1;
+  }
+  return real_munmap(addr, len);
+}
+
+/* ------------------------------------------------------------ install */
+
+int scalene__heap_install_hooks(void) {
+  const scalene__hook_t hooks[] = {
+      {"malloc", (void *)hook_malloc, (void **)&real_malloc},
+      {"calloc", (void *)hook_calloc, (void **)&real_calloc},
+      {"realloc", (void *)hook_realloc, (void **)&real_realloc},
+      {"free", (void *)hook_free, (void **)&real_free},
+      {"posix_memalign", (void *)hook_posix_memalign, (void **)&real_posix_memalign},
+      {"aligned_alloc", (void *)hook_aligned_alloc, (void **)&real_aligned_alloc},
+      {"memalign", (void *)hook_memalign, (void **)&real_memalign},
+      {"valloc", (void *)hook_valloc, (void **)&real_valloc},
+      {"pvalloc", (void *)hook_pvalloc, (void **)&real_pvalloc}, /* NULL where absent */
+      {"mmap", (void *)hook_mmap, (void **)&real_mmap},
+      {"mmap64", (void *)hook_mmap64, (void **)&real_mmap64},
+      {"munmap", (void *)hook_munmap, (void **)&real_munmap},
+  };
+  return scalene__interpose_install(hooks, sizeof hooks / sizeof hooks[0]);
+}
+
+int scalene__heap_remove_hooks(void) { return scalene__interpose_remove(); }

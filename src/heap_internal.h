@@ -1,0 +1,129 @@
+/* libscaleneprof: declarations shared by the heap sampler's files (heap.c:
+ * control and the drain thread; heap_hooks.c: everything that runs inside
+ * an allocation).  Never installed.
+ *
+ * Who touches what:
+ *  - the hooks (any thread, inside malloc) read the sampler's options,
+ *    insert into and remove from the sampled-pointer table, push records
+ *    into the sample ring and bump the atomic counters;
+ *  - the drain (heap.c, under scalene_heap_t.lock) pops the ring and owns
+ *    the interned locations and the seq -> location map. */
+#ifndef SCALENE_HEAP_INTERNAL_H
+#define SCALENE_HEAP_INTERNAL_H
+
+#include "internal.h"
+
+#include <scalene/heap.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Table keys that are no pointer (real pointers are at least 8-aligned). */
+#define SCALENE__HEAP_KEY_EMPTY ((uintptr_t)0)
+#define SCALENE__HEAP_KEY_TOMB ((uintptr_t)1)
+#define SCALENE__HEAP_KEY_BUSY ((uintptr_t)2)
+
+/* Slots probed from a pointer's home slot before the table counts as full. */
+#define SCALENE__HEAP_PROBE 64
+
+/* Record and entry flags (SCALENE_HEAP_PYTHON is 0x1). */
+#define SCALENE__HEAP_F_UNATTRIBUTED 0x100u /* the locator said UNATTRIBUTED */
+#define SCALENE__HEAP_F_MMAP 0x200u         /* an anonymous mapping, freed by munmap */
+
+/* One sampled pointer. */
+typedef struct scalene__heap_entry {
+  _Atomic uintptr_t key; /* the pointer, or EMPTY / TOMB / BUSY */
+  uint32_t flags;
+  uint32_t pad;
+  double weight;         /* estimated bytes it stands for */
+  uint64_t seq;          /* sample number; the drain maps it to the location */
+} scalene__heap_entry_t;
+
+enum { SCALENE__HEAP_REC_ALLOC = 1, SCALENE__HEAP_REC_FREE = 2 };
+
+/* One record of the sample ring (Vyukov's bounded queue: a slot is ready
+ * for the consumer when turn == position + 1, for producers when
+ * turn == position). */
+typedef struct scalene__heap_rec {
+  _Atomic uint64_t turn;
+  uint32_t kind;   /* SCALENE__HEAP_REC_* */
+  uint32_t flags;
+  double weight;
+  uint64_t seq;
+  double time_sec;
+  scalene_location_t loc; /* ALLOC records only */
+} scalene__heap_rec_t;
+
+struct scalene_heap {
+  /* Immutable after new(). */
+  scalene_heap_options_t opts;
+  scalene_profile_t *profile;
+  double mean;                /* sampling_bytes as a double */
+
+  /* The sampled-pointer table: open addressing, linear probing, keys by
+   * CAS.  counts[h] = entries whose home slot is h (a free whose home count
+   * is 0 needs no probing). */
+  scalene__heap_entry_t *table;
+  _Atomic uint32_t *counts;
+  size_t table_cap, table_mask; /* power of two */
+  void *table_map;
+  size_t table_map_len;
+
+  /* The sample ring, multi-producer single-consumer. */
+  scalene__heap_rec_t *ring;
+  size_t ring_cap, ring_mask;
+  _Atomic uint64_t ring_head; /* next ticket for producers */
+  uint64_t ring_tail;         /* next position to consume (drain, under lock) */
+  void *ring_map;
+  size_t ring_map_len;
+
+  /* Counters. */
+  _Atomic uint64_t next_seq;
+  _Atomic uint64_t samples;
+  _Atomic uint64_t frees_matched;
+  _Atomic uint64_t dropped;
+  _Atomic int64_t live_bytes;
+  uint64_t start_ns;          /* CLOCK_MONOTONIC at the first start */
+
+  /* Control. */
+  pthread_mutex_t lock;       /* serialises drains */
+  pthread_t thread;
+  int thread_started;
+  pid_t owner_pid;            /* the process that started the drain thread */
+  _Atomic int stop_requested;
+  int running;
+  int hooks_installed;
+
+  /* The drain's own state (under lock). */
+  scalene_location_t *locs;   /* as the locator filled them (the interning key) */
+  scalene_location_t *res;    /* the same, pc-only ones symbolised (what is charged) */
+  size_t n_locs, locs_cap;
+  uint32_t *loc_index;        /* hash of location -> index + 1, 0 empty */
+  size_t loc_index_cap;
+  uint64_t *seq_keys;         /* seq + 1 -> location index (UINT32_MAX: none) */
+  uint32_t *seq_vals;
+  size_t seq_cap, seq_n;
+};
+
+/* The running sampler, or NULL.  The hooks do nothing without it. */
+extern struct scalene_heap *_Atomic scalene__heap_active;
+/* Bumped by every start (heap_hooks.c). */
+extern _Atomic uint32_t scalene__heap_gen;
+
+/* heap_hooks.c */
+int scalene__heap_install_hooks(void);
+int scalene__heap_remove_hooks(void);
+uint64_t scalene__heap_now_ns(void);
+/* Marks the calling thread as never counted (the drain thread). */
+void scalene__heap_thread_ignore(void);
+/* The unbiased weight of a sampled block of size bytes at mean interval mean. */
+double scalene__heap_weight(double size, double mean);
+/* -ln(u) for u in (0, 1], without libm. */
+double scalene__heap_neglog(double u);
+/* Pops one record; 1 when *out was filled, 0 when the ring is empty (or
+ * its next record is still being written).  Caller holds h->lock. */
+int scalene__heap_ring_pop(struct scalene_heap *h, scalene__heap_rec_t *out);
+
+#endif /* SCALENE_HEAP_INTERNAL_H */
