@@ -107,6 +107,10 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Read without the lock by the dlopen hook's fast path only as a hint. */
 static int g_installed;
 static scalene__hook_t g_hooks[NHOOKS_MAX];
+/* Per hook: a second address that also counts as "the real function" when
+ * deciding which entries to take over: the canonical PLT stub that
+ * dlsym(RTLD_DEFAULT) returned (see find_real), or NULL. */
+static void *g_alt[NHOOKS_MAX];
 static size_t g_nhooks;
 static void *g_table;
 static size_t g_table_size;
@@ -343,7 +347,10 @@ static int patch_object_cb(struct dl_phdr_info *info, size_t size, void *arg) {
        * one bound elsewhere (the object's own or a DEEPBIND allocator,
        * another symbol version, another tool's hook) is left alone, since
        * our replacement would pair its frees with the wrong allocator. */
-      if (cur != *h->original && !object_contains(info, (uintptr_t)cur)) continue;
+      void *alt = g_alt[h - g_hooks];
+      if (cur != *h->original && (alt == NULL || cur != alt) &&
+          !object_contains(info, (uintptr_t)cur))
+        continue;
       int rc = write_slot(&v, addr, h->replacement);
       if (rc != 0) {
         note_err(rc);
@@ -448,10 +455,115 @@ static void *hook_dlmopen(Lmid_t lmid, const char *file, int flags) {
  * Python, it searches that object's local scope and finds glibc's malloc
  * even when jemalloc was preloaded.  RTLD_NEXT only when the replacement is
  * itself the global definition (a preloaded shim). */
-static void *find_real(const char *symbol, const void *replacement) {
+static void *find_real_raw(const char *symbol, const void *replacement) {
   void *p = dlsym(RTLD_DEFAULT, symbol);
   if (p == NULL || p == replacement) p = dlsym(RTLD_NEXT, symbol);
   return p == replacement ? NULL : p;
+}
+
+/* Canonical PLT entries.  A non-PIE executable that takes the address of
+ * an imported function (Debian's /usr/bin/python3 takes malloc's) gets a
+ * "canonical PLT entry": its dynamic symbol table lists the function as
+ * undefined (SHN_UNDEF) but with a nonzero value, the address of its own
+ * PLT stub, so that &malloc compares equal everywhere.  dlsym(RTLD_DEFAULT)
+ * returns that stub, and so do the GLOB_DAT entries of other objects; but
+ * JUMP_SLOT entries (lookups that skip undefined symbols) are bound to the
+ * real definition in libc.  So when the address found lies in an object
+ * where the symbol is undefined, the real function is taken from the first
+ * object in load order (dl_iterate_phdr order, the global search order)
+ * that defines it, and the stub is kept as a second address that marks an
+ * entry as bound to the real function.  The definer is asked with dlsym on
+ * its own handle (dlopen RTLD_NOLOAD), which runs an IFUNC resolver rather
+ * than returning it; an answer outside that object (found among its
+ * dependencies) means the object itself does not define the symbol.
+ * dlopen and dlsym are not called inside dl_iterate_phdr callbacks: the
+ * names are collected a batch at a time first. */
+typedef struct undef_query {
+  uintptr_t addr;
+  const char *symbol;
+  int found, undef;
+  struct dl_phdr_info obj; /* the object holding addr */
+} undef_query_t;
+
+static int undef_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  undef_query_t *q = arg;
+  if (!object_contains(info, q->addr)) return 0;
+  q->found = 1;
+  q->obj = *info;
+  elf_view_t v;
+  if (elf_view_init(info, &v) != 0) return 1;
+  for (int pass = 0; pass < 2 && !q->undef; pass++) {
+    const ElfW(Rela) *r = pass == 0 ? v.jmprel : v.rela;
+    size_t n = pass == 0 ? v.njmprel : v.nrela;
+    for (size_t i = 0; i < n; i++) {
+      const char *name = reloc_name(&v, &r[i]);
+      if (name == NULL || strcmp(name, q->symbol) != 0) continue;
+      const ElfW(Sym) *sym = &v.symtab[ELF64_R_SYM(r[i].r_info)];
+      if (sym->st_shndx == SHN_UNDEF) {
+        q->undef = 1;
+        break;
+      }
+    }
+  }
+  return 1;
+}
+
+#define DEFINER_BATCH 32
+
+typedef struct objs_batch {
+  size_t skip, seen, n;
+  struct dl_phdr_info objs[DEFINER_BATCH];
+} objs_batch_t;
+
+static int objs_batch_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  objs_batch_t *b = arg;
+  if (b->seen++ < b->skip) return 0;
+  b->objs[b->n++] = *info;
+  return b->n == DEFINER_BATCH;
+}
+
+/* The definition of symbol in the first loaded object other than
+ * stub_obj that defines it, or NULL. */
+static void *find_definer(const char *symbol, const struct dl_phdr_info *stub_obj) {
+  objs_batch_t b;
+  for (size_t skip = 0;; skip += DEFINER_BATCH) {
+    memset(&b, 0, sizeof b);
+    b.skip = skip;
+    dl_iterate_phdr(objs_batch_cb, &b);
+    for (size_t i = 0; i < b.n; i++) {
+      const struct dl_phdr_info *o = &b.objs[i];
+      if (o->dlpi_addr == stub_obj->dlpi_addr && o->dlpi_phdr == stub_obj->dlpi_phdr) continue;
+      /* "" is the main program: dlopen(NULL) would be the global scope. */
+      if (o->dlpi_name == NULL || o->dlpi_name[0] == '\0') continue;
+      if (object_contains(o, (uintptr_t)getauxval(AT_SYSINFO_EHDR))) continue;
+      void *h = dlopen(o->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
+      if (h == NULL) continue;
+      void *p = dlsym(h, symbol);
+      dlclose(h);
+      if (p != NULL && object_contains(o, (uintptr_t)p)) return p;
+    }
+    if (b.n < DEFINER_BATCH) return NULL;
+  }
+}
+
+/* find_real_raw, with canonical PLT stubs resolved as above: returns the
+ * real function and stores the stub (or NULL) in *stub. */
+static void *find_real(const char *symbol, const void *replacement, void **stub) {
+  *stub = NULL;
+  void *p = find_real_raw(symbol, replacement);
+  if (p == NULL) return NULL;
+  undef_query_t q;
+  memset(&q, 0, sizeof q);
+  q.addr = (uintptr_t)p;
+  q.symbol = symbol;
+  dl_iterate_phdr(undef_cb, &q);
+  if (!q.found || !q.undef) return p;
+  void *def = find_definer(symbol, &q.obj);
+  if (def == NULL || def == replacement) return p; /* nothing better known */
+  *stub = p;
+  return def;
 }
 
 int scalene__interpose_install(const scalene__hook_t *hooks, size_t n) {
@@ -485,12 +597,17 @@ int scalene__interpose_install(const scalene__hook_t *hooks, size_t n) {
   g_nhooks = 0;
   for (size_t i = 0; i < n; i++) {
     g_hooks[g_nhooks] = hooks[i];
-    *hooks[i].original = find_real(hooks[i].symbol, hooks[i].replacement);
+    *hooks[i].original = find_real(hooks[i].symbol, hooks[i].replacement, &g_alt[g_nhooks]);
     g_nhooks++;
   }
-  if (g_real_dlopen == NULL) g_real_dlopen = find_real("dlopen", (void *)hook_dlopen);
-  if (g_real_dlmopen == NULL) g_real_dlmopen = find_real("dlmopen", (void *)hook_dlmopen);
+  void *stub_dlopen, *stub_dlmopen;
+  void *real_dlopen = find_real("dlopen", (void *)hook_dlopen, &stub_dlopen);
+  void *real_dlmopen = find_real("dlmopen", (void *)hook_dlmopen, &stub_dlmopen);
+  if (g_real_dlopen == NULL) g_real_dlopen = real_dlopen;
+  if (g_real_dlmopen == NULL) g_real_dlmopen = real_dlmopen;
+  g_alt[g_nhooks] = stub_dlopen;
   g_hooks[g_nhooks++] = (scalene__hook_t){"dlopen", (void *)hook_dlopen, &g_real_dlopen};
+  g_alt[g_nhooks] = stub_dlmopen;
   g_hooks[g_nhooks++] = (scalene__hook_t){"dlmopen", (void *)hook_dlmopen, &g_real_dlmopen};
 
   g_installed = 1;

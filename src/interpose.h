@@ -28,8 +28,12 @@
  * stores the real function (dlsym(RTLD_DEFAULT, symbol), or
  * dlsym(RTLD_NEXT, symbol) when that is the replacement itself), before any
  * entry is rewritten, so that the replacement can always call it; NULL when
- * the symbol exists nowhere (then no entry is rewritten for it).  Only
- * entries that hold *original (or a lazy PLT stub) are rewritten.
+ * the symbol exists nowhere (then no entry is rewritten for it).  When
+ * dlsym returns a non-PIE executable's canonical PLT stub (the symbol is
+ * undefined in the object holding that address), *original is instead the
+ * definition in the first loaded object that defines the symbol, never the
+ * stub.  Only entries that hold *original, that stub, or a lazy PLT stub of
+ * their own object are rewritten.
  * *original stays valid after remove: a thread still running inside a
  * replacement can finish its call. */
 typedef struct scalene__hook {
