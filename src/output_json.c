@@ -169,7 +169,6 @@ static json_object *line_entry(const char *text, uint32_t lineno, const scalene_
       {"n_cpu_percent_python", jdouble(pct[SCALENE_CPU_PYTHON])},
       {"n_cpu_percent_c", jdouble(pct[SCALENE_CPU_NATIVE])},
       {"n_sys_percent", jdouble(pct[SCALENE_CPU_SYSTEM])},
-      {"n_core_utilization", jdouble(0.0)},
       {"n_gpu_percent", jdouble(0.0)},
       {"n_gpu_avg_memory_mb", jdouble(0.0)},
       {"n_gpu_peak_memory_mb", jdouble(0.0)},
@@ -183,7 +182,6 @@ static json_object *line_entry(const char *text, uint32_t lineno, const scalene_
       {"n_copy_mb_s", jdouble(c->elapsed > 0 ? copy / MB / c->elapsed : 0.0)},
       {"memory_samples", r ? timeline_json(r->n_memory_samples, r->memory_samples)
                            : json_object_new_array()},
-      {"cpu_samples_list", json_object_new_array()},
       /* ours */
       {"cpu_samples", json_object_new_int64((int64_t)samples)},
       {"n_cpu_sec_python", jdouble(sec[SCALENE_CPU_PYTHON])},
@@ -405,7 +403,6 @@ static json_object *build(const scalene_profile_t *p, const scalene_output_optio
     json_object *leaks = file_leaks(p, f, &info, opts);
     member_t m[] = {
         {"functions", funcs},
-        {"imports", json_object_new_array()},
         {"leaks", leaks},
         {"lines", lines},
         {"percent_cpu_time", jdouble(percent(fsec, total))},
