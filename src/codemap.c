@@ -6,8 +6,9 @@
  * libdl, librt, the dynamic loader, the vDSO) or OTHER.  The signal handler
  * then classifies an interrupted program counter with one binary search
  * (scalene__codemap_lookup, async-signal-safe: plain loads of an immutable
- * array).  Objects loaded after start are in no range, which the sampler
- * treats as native code. */
+ * array).  The sampler rebuilds the map when objects are loaded after
+ * start (scalene__codemap_adds changes); code outside every range is
+ * native. */
 #include "sampler_internal.h"
 
 #include <link.h>
@@ -91,6 +92,18 @@ int scalene__codemap_build(scalene__codemap_t *m, const void *interpreter_addr) 
   m->ranges = st.r;
   m->n = st.n;
   return 0;
+}
+
+static int adds_cb(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  *(unsigned long long *)data = info->dlpi_adds;
+  return 1; /* the counter is the same in every entry: one is enough */
+}
+
+unsigned long long scalene__codemap_adds(void) {
+  unsigned long long adds = 0;
+  dl_iterate_phdr(adds_cb, &adds);
+  return adds;
 }
 
 void scalene__codemap_free(scalene__codemap_t *m) {

@@ -64,6 +64,8 @@ static scalene_sampler_t *g_fork_s;  /* the running sampler across fork() */
 static int g_left_installed[MAX_SIG];
 static struct sigaction g_left_old[MAX_SIG];
 
+static void maps_release(scalene_sampler_t *s);
+
 /* ------------------------------------------------------------ small helpers */
 
 static uint64_t mono_ns(void) {
@@ -279,11 +281,50 @@ void scalene_sampler_free(scalene_sampler_t *s) {
   free(s->slots);
   free(s->scan_tids);
   free(s->sym);
-  scalene__codemap_free(&s->codemap);
+  maps_release(s);
   pthread_mutex_destroy(&s->lock);
   pthread_mutex_destroy(&s->wake_lock);
   pthread_cond_destroy(&s->wake);
   free(s);
+}
+
+/* ------------------------------------------------------------ code maps */
+
+/* Frees the current map and every replaced one.  Only while no handler can
+ * read them: before start, or when the sampler is freed. */
+static void maps_release(scalene_sampler_t *s) {
+  scalene__codemap_t *m = atomic_exchange(&s->map, NULL);
+  if (m != NULL) {
+    scalene__codemap_free(m);
+    free(m);
+  }
+  for (size_t i = 0; i < s->n_old_maps; i++) {
+    scalene__codemap_free(s->old_maps[i]);
+    free(s->old_maps[i]);
+  }
+  free(s->old_maps);
+  s->old_maps = NULL;
+  s->n_old_maps = 0;
+  s->map_adds = 0;
+}
+
+/* Builds a new code map when objects were loaded since the current one (or
+ * always, with force) and publishes it.  The replaced map stays allocated
+ * until maps_release: a handler on another thread may be searching it. */
+static int map_refresh(scalene_sampler_t *s, int force) {
+  unsigned long long adds = scalene__codemap_adds();
+  if (!force && adds == s->map_adds) return 0;
+  scalene__codemap_t *m = calloc(1, sizeof *m);
+  scalene__codemap_t **old = realloc(s->old_maps, (s->n_old_maps + 1) * sizeof *old);
+  if (old != NULL) s->old_maps = old;
+  if (m == NULL || old == NULL || scalene__codemap_build(m, s->opts.interpreter_addr) != 0) {
+    free(m);
+    return SCALENE_ENOMEM;
+  }
+  scalene__codemap_t *prev = atomic_exchange(&s->map, m);
+  if (prev != NULL) s->old_maps[s->n_old_maps++] = prev;
+  s->map_adds = adds;
+  return 0;
 }
 
 /* ------------------------------------------------------------ symbol cache */
@@ -721,6 +762,9 @@ static void offcpu_step(scalene_sampler_t *s, int final) {
 
 static void *sampler_main(void *arg) {
   scalene_sampler_t *s = arg;
+  /* This thread's own allocations (the /proc scans, symbolisation) are the
+   * profiler's, not the program's: a heap sampler must not count them. */
+  scalene_heap_enter();
   pthread_mutex_lock(&s->wake_lock);
   s->thread_tid = scalene__gettid();
   s->tid_known = 1;
@@ -735,7 +779,10 @@ static void *sampler_main(void *arg) {
     pthread_mutex_unlock(&s->wake_lock);
 
     pthread_mutex_lock(&s->lock);
-    if (++tick % s->scan_every == 0) scan(s);
+    if (++tick % s->scan_every == 0) {
+      scan(s);
+      map_refresh(s, 0); /* objects loaded since: extensions imported late */
+    }
     drain_all(s);
     offcpu_step(s, 0);
     pthread_mutex_unlock(&s->lock);
@@ -792,8 +839,8 @@ int scalene_sampler_start(scalene_sampler_t *s, scalene_error_t *err) {
     return SCALENE_EBUSY;
   }
 
-  scalene__codemap_free(&s->codemap);
-  if (scalene__codemap_build(&s->codemap, s->opts.interpreter_addr) != 0) {
+  maps_release(s);
+  if (map_refresh(s, 1) != 0) {
     scalene__error_set(err, NULL, 0, 0, -1, "out of memory building the code map");
     pthread_mutex_unlock(&g_mutex);
     return SCALENE_ENOMEM;

@@ -51,6 +51,10 @@ void scalene__codemap_free(scalene__codemap_t *m);
 /* The tag of the range holding pc (binary search).  Async-signal-safe. */
 int scalene__codemap_lookup(const scalene__codemap_t *m, uintptr_t pc);
 
+/* How many objects the process has loaded so far (dlpi_adds): the code map
+ * is stale when it changed.  Not async-signal-safe. */
+unsigned long long scalene__codemap_adds(void);
+
 /* ------------------------------------------------------------ records */
 
 #define SCALENE__REC_UNATTRIBUTED 0x1u /* the locator said SCALENE_LOCATE_UNATTRIBUTED */
@@ -111,7 +115,14 @@ struct scalene_sampler {
   pid_t *scan_tids;            /* scratch for the /proc/self/task scan */
   size_t cap_scan_tids;
 
-  scalene__codemap_t codemap;
+  /* The code map the handler reads: rebuilt on the sampler's thread when
+   * objects are loaded (numpy imported after start), published with an
+   * atomic store; a replaced map is kept until stop, since a handler may
+   * still be reading it. */
+  scalene__codemap_t *_Atomic map;
+  scalene__codemap_t **old_maps;
+  size_t n_old_maps;
+  unsigned long long map_adds; /* dl_phdr_info.dlpi_adds when map was built */
 
   scalene__sym_entry_t *sym;   /* open-addressed by pc */
   size_t sym_cap, sym_n;

@@ -6,7 +6,9 @@
  *     process_vm_readv (through scalene__safe_read_partial);
  *   - memset/memcpy (async-signal-safe since POSIX.1-2016);
  *   - lock-free C11 atomics on objects allocated before the timers were armed;
- *   - scalene__codemap_lookup (a binary search over an immutable array);
+ *   - scalene__codemap_lookup (a binary search over an immutable array,
+ *     found through an atomic pointer that the sampler's thread replaces,
+ *     never frees, while sampling);
  *   - the consumer's locator, which sampler.h requires to be async-signal-safe.
  * It never calls malloc, stdio, pthread locks, or anything of stats.h.  errno
  * is saved and restored.  The handler is not re-entrant for one signal (the
@@ -86,13 +88,50 @@ static void context_regs(const void *ucv, uintptr_t *pc, uintptr_t *sp, uintptr_
  * caller's kind: the interpreter calls memcpy, hypot, malloc just as
  * extensions do, and a plain test of the pc misfiles about a third of a
  * numeric Python loop as native.  The caller is the first word above sp that
- * points into the interpreter or into other known code: for the leaf
- * routines that dominate these samples it is the return address itself, and
- * a stale code pointer deeper in the window can only be mistaken for it when
- * no real one lies closer. */
+ * is a return address into the interpreter or into other known code.  A word
+ * counts as a return address only when the bytes before it are a call
+ * instruction (x86_64: call rel32, or call through a register or memory
+ * operand): saved registers and stale slots often hold pointers into the
+ * interpreter's text (function pointers, handlers), and taking those for
+ * callers filed native time as Python. */
+#if defined(__x86_64__)
+static int after_call(uintptr_t ret) {
+  unsigned char b[8];
+  if (ret < sizeof b || scalene__safe_read_partial(b, (const void *)(ret - sizeof b), sizeof b) !=
+                            (long)sizeof b)
+    return 0;
+  /* b[7] is the byte just before ret. */
+  if (b[3] == 0xE8) return 1; /* call rel32 */
+  /* call r/m64 is FF /2: ModRM reg field 2; with an optional REX (0x40-0x4F)
+   * and SIB/displacement making it 2 to 7 bytes long. */
+  for (int len = 2; len <= 7; len++) {
+    int op = 8 - len;
+    int at = op;
+    if (b[at] >= 0x40 && b[at] <= 0x4F && len >= 3) at++; /* REX */
+    if (b[at] != 0xFF) continue;
+    unsigned char modrm = b[at + 1];
+    if (((modrm >> 3) & 7) != 2) continue;
+    int mod = modrm >> 6, rm = modrm & 7;
+    int need = 2 + (at - op); /* opcode, ModRM, REX */
+    if (mod != 3 && rm == 4) need++; /* SIB */
+    if (mod == 1) need += 1;
+    else if (mod == 2 || (mod == 0 && rm == 5)) need += 4;
+    if (need == len) return 1;
+  }
+  return 0;
+}
+#else
+static int after_call(uintptr_t ret) {
+  (void)ret;
+  return 1;
+}
+#endif
+
 static int classify(const scalene_sampler_t *s, uintptr_t pc, uintptr_t sp) {
   if (s->opts.interpreter_addr == NULL) return SCALENE_CPU_NATIVE;
-  int tag = scalene__codemap_lookup(&s->codemap, pc);
+  const scalene__codemap_t *m = atomic_load_explicit(&s->map, memory_order_acquire);
+  if (m == NULL) return SCALENE_CPU_NATIVE;
+  int tag = scalene__codemap_lookup(m, pc);
   if (tag == SCALENE__CODE_INTERPRETER) return SCALENE_CPU_PYTHON;
   if (tag != SCALENE__CODE_SYSTEM || sp == 0) return SCALENE_CPU_NATIVE;
   uintptr_t words[CALLER_SCAN_BYTES / sizeof(uintptr_t)];
@@ -100,9 +139,10 @@ static int classify(const scalene_sampler_t *s, uintptr_t pc, uintptr_t sp) {
   if (got <= 0) return SCALENE_CPU_NATIVE;
   size_t nw = (size_t)got / sizeof(uintptr_t);
   for (size_t i = 0; i < nw; i++) {
-    int t = scalene__codemap_lookup(&s->codemap, words[i]);
-    if (t == SCALENE__CODE_INTERPRETER) return SCALENE_CPU_PYTHON;
-    if (t == SCALENE__CODE_OTHER) return SCALENE_CPU_NATIVE;
+    int t = scalene__codemap_lookup(m, words[i]);
+    if (t != SCALENE__CODE_INTERPRETER && t != SCALENE__CODE_OTHER) continue;
+    if (!after_call(words[i])) continue;
+    return t == SCALENE__CODE_INTERPRETER ? SCALENE_CPU_PYTHON : SCALENE_CPU_NATIVE;
   }
   return SCALENE_CPU_NATIVE;
 }

@@ -693,6 +693,10 @@ static void *split_thread(void *argp) {
   int fd = open("/dev/zero", O_RDONLY);
   if (buf == NULL || fd < 0) return NULL;
   set_phase(35);
+  /* Start only once the sampler has armed this thread's timer: on a busy
+   * machine its scan may come a while after the thread starts. */
+  atomic_fetch_add(&g_ready, 1);
+  while (!atomic_load(&g_go)) sleep_ms(1);
   struct rusage r0, r1;
   getrusage(RUSAGE_THREAD, &r0);
   uint64_t end = thread_cpu_ns() + 250 * MS;
@@ -721,7 +725,15 @@ static void test_system_share(void **state) {
   start_ok(s);
   split_arg_t a = {-1.0};
   pthread_t th;
+  uint64_t armed0 = stats_of(s).threads_armed;
+  atomic_store(&g_go, 0);
+  atomic_store(&g_ready, 0);
   assert_int_equal(pthread_create(&th, NULL, split_thread, &a), 0);
+  uint64_t deadline = mono_ns() + 2 * NSEC;
+  while ((atomic_load(&g_ready) < 1 || stats_of(s).threads_armed < armed0 + 1) &&
+         mono_ns() < deadline)
+    sleep_ms(1);
+  atomic_store(&g_go, 1);
   pthread_join(th, NULL);
   assert_int_equal(scalene_sampler_stop(s), 0);
   double sys = phase_sec(p, 35, SCALENE_CPU_SYSTEM), all = phase_sec(p, 35, -1);
