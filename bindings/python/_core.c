@@ -570,12 +570,107 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
   return SCALENE_LOCATE_UNATTRIBUTED;
 }
 
+/* ------------------------------------------------------------------ Python's allocators
+ *
+ * ASYNC-SIGNAL-SAFE and allocation-free apart from the wrapped allocator:
+ * with memory profiling on, these replace the RAW, MEM and OBJ allocators
+ * (PyMem_SetAllocator).  Each one brackets the original allocator with
+ * scalene_heap_enter/leave (heap.h), so that the malloc hooks do not count
+ * the malloc an allocator makes and an OBJ allocation that falls back to
+ * RAW is counted once, as Python's, and reports its block with
+ * scalene_heap_record_alloc/free (which call core_locate, itself
+ * allocation-free).  The RAW domain runs without the GIL, so these may run
+ * on any thread at once; they only read core_mem_orig, which is written
+ * with the GIL held while no hook is installed and never cleared, so that a
+ * thread still inside a hook after stop() restored the originals keeps a
+ * valid allocator. */
+
+static PyMemAllocatorEx core_mem_orig[3]; /* RAW, MEM, OBJ: what start() replaced */
+static int core_mem_installed;
+
+static void *core_mem_malloc(void *ctx, size_t size)
+{
+  const PyMemAllocatorEx *a = ctx;
+  scalene_heap_enter();
+  void *p = a->malloc(a->ctx, size);
+  if (p != NULL)
+    scalene_heap_record_alloc(p, size, SCALENE_HEAP_PYTHON);
+  scalene_heap_leave();
+  return p;
+}
+
+static void *core_mem_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+  const PyMemAllocatorEx *a = ctx;
+  scalene_heap_enter();
+  void *p = a->calloc(a->ctx, nelem, elsize);
+  if (p != NULL && (elsize == 0 || nelem <= SIZE_MAX / elsize))
+    scalene_heap_record_alloc(p, nelem * elsize, SCALENE_HEAP_PYTHON);
+  scalene_heap_leave();
+  return p;
+}
+
+/* A realloc is the free of the old block (reported before the call: after
+ * it the address may belong to another thread) and the allocation of the
+ * new one. */
+static void *core_mem_realloc(void *ctx, void *ptr, size_t size)
+{
+  const PyMemAllocatorEx *a = ctx;
+  scalene_heap_enter();
+  if (ptr != NULL)
+    scalene_heap_record_free(ptr, SCALENE_HEAP_PYTHON);
+  void *p = a->realloc(a->ctx, ptr, size);
+  if (p != NULL)
+    scalene_heap_record_alloc(p, size, SCALENE_HEAP_PYTHON);
+  scalene_heap_leave();
+  return p;
+}
+
+static void core_mem_free(void *ctx, void *ptr)
+{
+  const PyMemAllocatorEx *a = ctx;
+  scalene_heap_enter();
+  if (ptr != NULL)
+    scalene_heap_record_free(ptr, SCALENE_HEAP_PYTHON);
+  a->free(a->ctx, ptr);
+  scalene_heap_leave();
+}
+
+static const PyMemAllocatorDomain core_mem_domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
+                                                        PYMEM_DOMAIN_OBJ};
+
+/* Installs the hooks; with the GIL held. */
+static void core_mem_install(void)
+{
+  if (core_mem_installed)
+    return;
+  for (int i = 0; i < 3; i++)
+    PyMem_GetAllocator(core_mem_domains[i], &core_mem_orig[i]);
+  for (int i = 0; i < 3; i++) {
+    PyMemAllocatorEx hook = {&core_mem_orig[i], core_mem_malloc, core_mem_calloc,
+                             core_mem_realloc, core_mem_free};
+    PyMem_SetAllocator(core_mem_domains[i], &hook);
+  }
+  core_mem_installed = 1;
+}
+
+/* Puts the original allocators back; with the GIL held. */
+static void core_mem_restore(void)
+{
+  if (!core_mem_installed)
+    return;
+  for (int i = 0; i < 3; i++)
+    PyMem_SetAllocator(core_mem_domains[i], &core_mem_orig[i]);
+  core_mem_installed = 0;
+}
+
 /* ------------------------------------------------------------------ the Profiler */
 
 typedef struct ProfilerObject {
   PyObject_HEAD
   scalene_profile_t *profile;
   scalene_sampler_t *sampler;
+  scalene_heap_t *heap;        /* memory profiling (memory=True), else NULL */
   core_filter filter;          /* the locator's argument; filled while running */
   /* the settings, as given */
   int profile_all;
@@ -621,15 +716,22 @@ static PyObject *profiler_new(PyTypeObject *type, PyObject *args, PyObject *kwds
 {
   static char *kwlist[] = {"interval",      "signum",          "offcpu",
                            "program_path",  "profile_all",     "profile_only",
-                           "profile_exclude", "exclude_prefixes", "own_prefix", NULL};
+                           "profile_exclude", "exclude_prefixes", "own_prefix",
+                           "memory",        "malloc_sampling_bytes", NULL};
   double interval = 0.01;
-  int signum = 0, offcpu = 1, profile_all = 0;
+  int signum = 0, offcpu = 1, profile_all = 0, memory = 0;
+  long long sampling_bytes = 1048576;
   PyObject *program_path = NULL, *own_prefix = NULL;
   PyObject *only = NULL, *exclude = NULL, *prefixes = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$dipUpOOOU:Profiler", kwlist, &interval, &signum,
-                                   &offcpu, &program_path, &profile_all, &only, &exclude,
-                                   &prefixes, &own_prefix))
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$dipUpOOOUpL:Profiler", kwlist, &interval,
+                                   &signum, &offcpu, &program_path, &profile_all, &only,
+                                   &exclude, &prefixes, &own_prefix, &memory, &sampling_bytes))
     return NULL;
+  if (sampling_bytes <= 0) {
+    PyErr_Format(PyExc_ValueError, "malloc_sampling_bytes must be positive, not %lld",
+                 sampling_bytes);
+    return NULL;
+  }
   if (!(interval > 0.0) || interval > 3600.0) {
     char msg[96];
     snprintf(msg, sizeof msg, "interval must be in (0, 3600] seconds, not %g", interval);
@@ -685,6 +787,21 @@ static PyObject *profiler_new(PyTypeObject *type, PyObject *args, PyObject *kwds
     core_raise(st, rc, &err);
     goto fail;
   }
+  if (memory) {
+    /* Same profile, same locator: inside an allocation it reads the
+     * allocating thread's own frames (remote 0, ucontext NULL). */
+    scalene_heap_options_t hopts;
+    scalene_heap_options_init(&hopts);
+    hopts.sampling_bytes = (uint64_t)sampling_bytes;
+    hopts.hooks = SCALENE_HEAP_HOOK_MALLOC;
+    hopts.locator = core_locate;
+    hopts.locator_arg = &self->filter;
+    rc = scalene_heap_new(&hopts, self->profile, &self->heap, &err);
+    if (rc < 0) {
+      core_raise(st, rc, &err);
+      goto fail;
+    }
+  }
   return (PyObject *)self;
 fail:
   Py_DECREF(self);
@@ -696,7 +813,16 @@ static int profiler_stop_impl(ProfilerObject *self)
 {
   if (!self->running)
     return 0;
+  /* Python's allocators first, then the malloc hooks: no hook is left
+   * installed, and nothing calls the locator once the filter is cleared. */
+  int hrc = 0;
+  if (self->heap != NULL) {
+    core_mem_restore();
+    hrc = scalene_heap_stop(self->heap);
+  }
   int rc = scalene_sampler_stop(self->sampler);
+  if (rc == 0)
+    rc = hrc;
   /* The timers are disarmed and the handler restored: nothing reads the
    * filter any more. */
   self->elapsed_done += core_now(CLOCK_MONOTONIC) - self->started;
@@ -720,6 +846,7 @@ static void profiler_dealloc(PyObject *op)
       PyErr_WriteUnraisable(op);
     PyErr_Restore(type, value, tb);
   }
+  scalene_heap_free(self->heap);
   scalene_sampler_free(self->sampler);
   scalene_profile_free(self->profile);
   core_filter_clear(&self->filter);
@@ -734,7 +861,8 @@ static void profiler_dealloc(PyObject *op)
 
 PyDoc_STRVAR(profiler_start_doc,
 "start()\n--\n\n"
-"Arm the CPU sampler on every thread.  Raises Error when the signal is taken\n"
+"Arm the CPU sampler on every thread (and with memory=True, hook the\n"
+"allocators).  Raises Error when the signal is taken\n"
 "(the message names it) or when another Profiler runs.");
 
 static PyObject *profiler_start(PyObject *op, PyObject *Py_UNUSED(ignored))
@@ -758,6 +886,15 @@ static PyObject *profiler_start(PyObject *op, PyObject *Py_UNUSED(ignored))
   if (rc < 0) {
     core_filter_clear(&self->filter);
     return core_raise(st, rc, &err);
+  }
+  if (self->heap != NULL) {
+    rc = scalene_heap_start(self->heap, &err);
+    if (rc < 0) {
+      (void)scalene_sampler_stop(self->sampler);
+      core_filter_clear(&self->filter);
+      return core_raise(st, rc, &err);
+    }
+    core_mem_install();
   }
   self->running = 1;
   self->started = started;
@@ -793,6 +930,8 @@ static PyObject *profiler_drain(PyObject *op, PyObject *Py_UNUSED(ignored))
   ProfilerObject *self = (ProfilerObject *)op;
   if (self->running) {
     int rc = scalene_sampler_drain(self->sampler);
+    if (rc == 0 && self->heap != NULL)
+      rc = scalene_heap_drain(self->heap);
     if (rc < 0) {
       core_state *st = profiler_state(op);
       return st != NULL ? core_raise(st, rc, NULL) : NULL;
@@ -858,8 +997,11 @@ static PyObject *profiler_write_json(PyObject *op, PyObject *args, PyObject *kwd
     Py_DECREF(path);
     return NULL;
   }
-  if (self->running)
+  if (self->running) {
     (void)scalene_sampler_drain(self->sampler);
+    if (self->heap != NULL)
+      (void)scalene_heap_drain(self->heap);
+  }
   scalene_profile_set_elapsed(self->profile, profiler_elapsed(self), self->start_absolute);
   scalene_output_options_t opts;
   scalene_output_options_init(&opts);
@@ -880,7 +1022,10 @@ static PyObject *profiler_write_json(PyObject *op, PyObject *args, PyObject *kwd
 PyDoc_STRVAR(profiler_stats_doc,
 "stats()\n--\n\n"
 "The sampler's counters as a dict: samples, offcpu_samples, dropped,\n"
-"skipped, threads_armed, threads_live.");
+"skipped, threads_armed, threads_live; with memory profiling also 'heap':\n"
+"a dict of samples, frees_matched, dropped, live_bytes, hooked_objects (GOT\n"
+"entries patched now) and python_hooks (1 while Python's allocators are\n"
+"hooked).");
 
 static PyObject *profiler_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
@@ -893,11 +1038,37 @@ static PyObject *profiler_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
     core_state *st = profiler_state(op);
     return st != NULL ? core_raise(st, rc, NULL) : NULL;
   }
-  return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:I}", "samples", (unsigned long long)s.samples,
-                       "offcpu_samples", (unsigned long long)s.offcpu_samples, "dropped",
-                       (unsigned long long)s.dropped, "skipped", (unsigned long long)s.skipped,
-                       "threads_armed", (unsigned long long)s.threads_armed, "threads_live",
-                       s.threads_live);
+  PyObject *d = Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:I}", "samples",
+                              (unsigned long long)s.samples, "offcpu_samples",
+                              (unsigned long long)s.offcpu_samples, "dropped",
+                              (unsigned long long)s.dropped, "skipped",
+                              (unsigned long long)s.skipped, "threads_armed",
+                              (unsigned long long)s.threads_armed, "threads_live",
+                              s.threads_live);
+  if (d == NULL || self->heap == NULL)
+    return d;
+  scalene_heap_stats_t h;
+  memset(&h, 0, sizeof h);
+  h.size = sizeof h;
+  rc = scalene_heap_get_stats(self->heap, &h);
+  if (rc < 0) {
+    Py_DECREF(d);
+    core_state *st = profiler_state(op);
+    return st != NULL ? core_raise(st, rc, NULL) : NULL;
+  }
+  PyObject *hd = Py_BuildValue("{s:K,s:K,s:K,s:d,s:I,s:i}", "samples",
+                               (unsigned long long)h.samples, "frees_matched",
+                               (unsigned long long)h.frees_matched, "dropped",
+                               (unsigned long long)h.dropped, "live_bytes", h.live_bytes,
+                               "hooked_objects", h.hooked_objects, "python_hooks",
+                               core_mem_installed);
+  if (hd == NULL || PyDict_SetItemString(d, "heap", hd) < 0) {
+    Py_XDECREF(hd);
+    Py_DECREF(d);
+    return NULL;
+  }
+  Py_DECREF(hd);
+  return d;
 }
 
 PyDoc_STRVAR(profiler_probe_doc,
@@ -965,6 +1136,11 @@ static PyObject *profiler_get_running(PyObject *op, void *Py_UNUSED(closure))
   return PyBool_FromLong(((ProfilerObject *)op)->running);
 }
 
+static PyObject *profiler_get_memory(PyObject *op, void *Py_UNUSED(closure))
+{
+  return PyBool_FromLong(((ProfilerObject *)op)->heap != NULL);
+}
+
 static PyObject *profiler_get_elapsed(PyObject *op, void *Py_UNUSED(closure))
 {
   return PyFloat_FromDouble(profiler_elapsed((ProfilerObject *)op));
@@ -986,6 +1162,7 @@ static PyMethodDef profiler_methods[] = {
 
 static PyGetSetDef profiler_getset[] = {
     {"running", profiler_get_running, NULL, "True between start() and stop().", NULL},
+    {"memory", profiler_get_memory, NULL, "True when memory is profiled too.", NULL},
     {"elapsed", profiler_get_elapsed, NULL,
      "Wall seconds summed over the start()..stop() intervals.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -994,12 +1171,18 @@ static PyGetSetDef profiler_getset[] = {
 PyDoc_STRVAR(profiler_doc,
 "Profiler(*, interval=0.01, signum=0, offcpu=True, program_path='',\n"
 "         profile_all=False, profile_only=(), profile_exclude=(),\n"
-"         exclude_prefixes=(), own_prefix='')\n--\n\n"
+"         exclude_prefixes=(), own_prefix='', memory=False,\n"
+"         malloc_sampling_bytes=1048576)\n--\n\n"
 "A CPU profile of this process: per-thread CPU-clock sampling every\n"
 "`interval` seconds of each thread's CPU time.  Samples are charged to the\n"
 "innermost frame whose file starts with program_path (unless profile_all),\n"
 "is not under own_prefix nor exclude_prefixes, contains no profile_exclude\n"
 "substring and, when profile_only is given, contains one of its substrings.\n"
+"With memory=True, start() also starts the heap sampler (heap.h) on the\n"
+"same profile, with a mean of malloc_sampling_bytes bytes between samples:\n"
+"the malloc family is hooked, and Python's RAW, MEM and OBJ allocators are\n"
+"wrapped (PyMem_SetAllocator) so that their blocks count as Python's;\n"
+"stop() restores Python's allocators, then removes the malloc hooks.\n"
 "Only one Profiler may run at a time.");
 
 static PyType_Slot profiler_slots[] = {

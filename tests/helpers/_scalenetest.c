@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -216,6 +217,59 @@ static PyObject *gettid_(PyObject *self, PyObject *unused) {
   return PyLong_FromLong((long)syscall(SYS_gettid));
 }
 
+/* ---------------------------------------------------------------- memory */
+
+/* Blocks kept by malloc_keep, for the memory tests: allocated with this
+ * module's own malloc call (through its PLT/GOT, as any C library's), and
+ * written so that the pages are really there. */
+#define KEPT_MAX 4096
+static void *kept[KEPT_MAX];
+static size_t kept_n;
+
+PyDoc_STRVAR(malloc_keep_doc,
+             "malloc_keep(nbytes) -> None\n\nmalloc(nbytes) in C, touch every page, keep the "
+             "block until free_kept().");
+
+static PyObject *malloc_keep(PyObject *self, PyObject *arg) {
+  (void)self;
+  Py_ssize_t n = PyLong_AsSsize_t(arg);
+  if (n == -1 && PyErr_Occurred()) {
+    return NULL;
+  }
+  if (n <= 0) {
+    PyErr_SetString(PyExc_ValueError, "nbytes must be positive");
+    return NULL;
+  }
+  if (kept_n >= KEPT_MAX) {
+    PyErr_SetString(PyExc_RuntimeError, "too many kept blocks");
+    return NULL;
+  }
+  char *p = malloc((size_t)n);
+  if (p == NULL) {
+    return PyErr_NoMemory();
+  }
+  for (Py_ssize_t i = 0; i < n; i += 4096) {
+    p[i] = 1;
+  }
+  kept[kept_n++] = p;
+  Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(free_kept_doc, "free_kept() -> int\n\nfree() every block malloc_keep kept; "
+                            "returns how many.");
+
+static PyObject *free_kept(PyObject *self, PyObject *unused) {
+  (void)self;
+  (void)unused;
+  size_t n = kept_n;
+  for (size_t i = 0; i < n; i++) {
+    free(kept[i]);
+    kept[i] = NULL;
+  }
+  kept_n = 0;
+  return PyLong_FromSize_t(n);
+}
+
 /* ---------------------------------------------------------------- module */
 
 static PyMethodDef methods[] = {
@@ -227,6 +281,8 @@ static PyMethodDef methods[] = {
     {"thread_cpu", thread_cpu, METH_NOARGS, thread_cpu_doc},
     {"process_cpu", process_cpu, METH_NOARGS, process_cpu_doc},
     {"gettid", gettid_, METH_NOARGS, gettid_doc},
+    {"malloc_keep", malloc_keep, METH_O, malloc_keep_doc},
+    {"free_kept", free_kept, METH_NOARGS, free_kept_doc},
     {NULL, NULL, 0, NULL},
 };
 

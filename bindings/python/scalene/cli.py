@@ -74,6 +74,17 @@ def _positive_seconds(text):
     return value
 
 
+def _positive_bytes(text):
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not an integer" % text) from None
+    if not 0 < value <= 1 << 40:
+        raise argparse.ArgumentTypeError(
+            "%s must be a positive number of bytes (at most 2**40)" % text)
+    return value
+
+
 def _percent(text):
     try:
         value = float(text)
@@ -174,10 +185,14 @@ def run_parser():
                    help="where to save the profile, kept exactly as given "
                         "(default: %(default)s)")
     p.add_argument("--cpu-only", "--cpu", dest="cpu_only", action="store_true",
-                   help="profile CPU time only (the only kind this version measures)")
+                   help="profile CPU time only (the default for now; wins over --memory)")
     p.add_argument("--memory", action="store_true",
-                   help="memory profiling: not available yet in this version "
-                        "(a note is printed; CPU is profiled)")
+                   help="profile memory too: per-line allocation volume, peak, "
+                        "Python share and footprint (opt-in for now)")
+    p.add_argument("--allocation-sampling-window", type=_positive_bytes,
+                   default=None, metavar="BYTES",
+                   help="mean bytes allocated between memory samples, a positive "
+                        "integer (default: 1048576)")
     p.add_argument("--gpu", action="store_true",
                    help="GPU profiling: not available yet in this version "
                         "(a note is printed; CPU is profiled)")
@@ -289,11 +304,9 @@ def run_command(argv):
     if options.program_path and not os.path.isdir(options.program_path):
         parser.print_usage(sys.stderr)
         return _error("--program-path %r is not a directory" % options.program_path, 2)
-    if options.memory or options.gpu:
-        which = " and ".join(n for n, on in (("--memory", options.memory),
-                                             ("--gpu", options.gpu)) if on)
-        _stderr("Scalene: note: %s profiling is not available yet in this version; "
-                "profiling CPU only.\n" % which)
+    if options.gpu:
+        _stderr("Scalene: note: --gpu profiling is not available yet in this version; "
+                "profiling without it.\n")
 
     program = runner.Program(kind, target, prog_args)
     if kind == "script":

@@ -31,6 +31,10 @@ import sysconfig
 
 _core = None
 
+# Mean bytes between heap samples when --allocation-sampling-window is not
+# given (heap.h's default).
+DEFAULT_SAMPLING_WINDOW = 1 << 20
+
 
 class CoreUnavailable(Exception):
     """scalene._core cannot be imported; str() is the one-line reason."""
@@ -125,6 +129,10 @@ class Session:
         self.exclude_prefixes = excludes
         self.pid = os.getpid()
         self.ended = False
+        # Memory profiling is opt-in for now (--memory); --cpu-only wins.
+        self.memory = bool(getattr(options, "memory", False)
+                           and not getattr(options, "cpu_only", False))
+        window = getattr(options, "allocation_sampling_window", None)
         self.profiler = core.Profiler(
             interval=options.cpu_sampling_rate,
             signum=0,
@@ -135,6 +143,8 @@ class Session:
             profile_exclude=split_list(options.profile_exclude),
             exclude_prefixes=excludes,
             own_prefix=own_prefix(),
+            memory=self.memory,
+            malloc_sampling_bytes=int(window) if window else DEFAULT_SAMPLING_WINDOW,
         )
 
     def set_program(self, program, argv):
@@ -166,7 +176,7 @@ class Session:
 
     def write(self, path):
         """Writes the profile atomically; raises _core.Error."""
-        self.profiler.write_json(path, memory=False,
+        self.profiler.write_json(path, memory=self.memory,
                                  reduced=bool(self.options.reduced_profile))
 
     def samples(self):
