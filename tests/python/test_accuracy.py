@@ -294,8 +294,10 @@ def test_numpy_lines_wall(tmp_path):
     """The same in the default mode, against wall-time truth."""
     prof, truth, mk, rows, sec, share, truths = _numpy_run(tmp_path, ())
     # By default the main thread's CPU samples (weighted by CPU time) and its
-    # off-CPU samples (weighted by wall time off the CPU) add up to its wall
-    # time, so the shares follow the wall clock.  Segment model in wall
+    # off-CPU samples (weighted by time blocked off the CPU) add up to its
+    # wall time less the time it sat preempted (which the sampler leaves out,
+    # reading the run-queue wait from schedstat), so the shares follow that
+    # clock; the program measures its "wall" truth the same way.  Segment model in wall
     # time: R = 6, sigma <= W sqrt(6/6) / T_wall, T_wall >= 2.6 s -> 0.5 pt;
     # 4 sigma = 2 pt < 3.
     sigma = 100.0 * W * math.sqrt(truth["rounds"] / 6.0) / sum(truth["wall"].values())

@@ -1,6 +1,8 @@
 """np.dot(a, b) and a @ b on lines of their own, with a pure-Python line
 between them, ROUNDS times.  Each of the three lines is timed by the lines
-around it, in wall time (perf_counter) and in this thread's CPU time
+around it, in wall time less the time this thread sat preempted (waiting
+on the run queue, /proc/thread-self/schedstat: the profiler does not count
+it, as no program line causes it) and in this thread's CPU time
 (thread_time); the sums go to the JSON file named by argv[1].  Run with
 OPENBLAS_NUM_THREADS=1 so that the truth is one thread's time.
 Usage: numpy_lines.py TRUTH.json [ROUNDS] [N] [PYN]
@@ -17,8 +19,22 @@ ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 6
 N = int(sys.argv[3]) if len(sys.argv) > 3 else 700
 PYN = int(sys.argv[4]) if len(sys.argv) > 4 else 3_000_000
 
-pc = time.perf_counter
 tt = time.thread_time
+
+
+def _run_queue_wait():
+    """Seconds this thread has waited on the run queue so far (0 when the
+    kernel keeps no scheduler statistics)."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1]) * 1e-9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def pc():
+    """Wall time, less the time spent preempted."""
+    return time.perf_counter() - _run_queue_wait()
 
 
 def main():
