@@ -40,33 +40,7 @@ static void take_addresses(void) {
   taken_calloc = calloc;
 }
 
-static void *(*real_malloc)(size_t);
-static void *(*real_calloc)(size_t, size_t);
-static void (*real_free)(void *);
-static _Thread_local int counting;
-static atomic_size_t n_malloc, n_free;
-
-static void *count_malloc(size_t size) {
-  if (counting) atomic_fetch_add(&n_malloc, 1);
-  return real_malloc(size);
-}
-
-static void *count_calloc(size_t n, size_t size) {
-  if (counting) atomic_fetch_add(&n_malloc, 1);
-  return real_calloc(n, size);
-}
-
-static void count_free(void *p) {
-  if (counting) atomic_fetch_add(&n_free, 1);
-  real_free(p);
-}
-
-static const scalene__hook_t hooks[] = {
-    {"malloc", (void *)count_malloc, (void **)&real_malloc},
-    {"calloc", (void *)count_calloc, (void **)&real_calloc},
-    {"free", (void *)count_free, (void **)&real_free},
-};
-#define NHOOKS (sizeof hooks / sizeof hooks[0])
+#include "interpose_counting.h"
 #define N 1000
 
 /* The file name of the object holding addr, or "". */
