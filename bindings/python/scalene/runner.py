@@ -244,11 +244,27 @@ def execute(program, session, on=True):
     """
     main = _fresh_main()
     if program.kind == "script":
-        return _execute_script(program, session, on, main)
-    return _execute_module(program, session, on)
+        run = _script_runner(program, main)
+    else:
+        run = _module_runner(program)
+    if session is not None:
+        session.begin(on)
+    try:
+        outcome = run()
+        join_threads()
+    finally:
+        if session is not None:
+            session.end()
+    if program.kind != "script":
+        main = sys.modules.get("__main__")
+        if main is not None and getattr(main, "__file__", None):
+            program.path = main.__file__
+    return outcome
 
 
-def _execute_script(program, session, on, main):
+def _script_runner(program, main):
+    """Prepares __main__ and sys.argv for a script; returns the function that
+    runs it and gives its Outcome."""
     g = main.__dict__
     g["__file__"] = program.path
     g["__cached__"] = None
@@ -258,46 +274,35 @@ def _execute_script(program, session, on, main):
     except ImportError:
         pass
     sys.argv = program.argv
-    if session is not None:
-        session.begin(on)
-    try:
+
+    def run():
         try:
             code = compile(program.source, program.path, "exec", dont_inherit=True)
             program.source = None
             exec(code, g)
-            outcome = Outcome(0)
+            return Outcome(0)
         except BaseException as e:
-            outcome = _outcome_of(e)
-        join_threads()
-    finally:
-        if session is not None:
-            session.end()
-    return outcome
+            return _outcome_of(e)
+    return run
 
 
-def _execute_module(program, session, on):
+def _module_runner(program):
+    """Sets sys.argv for `-m module`; returns the function that runs the
+    module as python3 -m does and gives its Outcome."""
     import runpy
     sys.argv = ["-m"] + program.args
-    if session is not None:
-        session.begin(on)
-    try:
+
+    def run():
         try:
             runpy._run_module_as_main(program.target, alter_argv=True)
-            outcome = Outcome(0)
+            return Outcome(0)
         except SystemExit as e:
             if _is_runpy_lookup_exit(e):
                 raise RunError(e.code[len(sys.executable) + 2:]) from None
-            outcome = _outcome_of(e)
+            return _outcome_of(e)
         except BaseException as e:
-            outcome = _outcome_of(e)
-        join_threads()
-    finally:
-        if session is not None:
-            session.end()
-    main = sys.modules.get("__main__")
-    if main is not None and getattr(main, "__file__", None):
-        program.path = main.__file__
-    return outcome
+            return _outcome_of(e)
+    return run
 
 
 def _outcome_of(exc):
