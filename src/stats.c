@@ -964,19 +964,24 @@ const scalene_file_stats_t *scalene_profile_file(const scalene_profile_t *p, siz
   return fe ? &fe->s : NULL;
 }
 
+/* The i-th of n records kept sorted by cmp, sorting them first when they
+ * changed since the last sort; NULL past the end.  Under the profile's lock. */
+static const scalene_line_stats_t *sorted_at(record_t **recs, size_t n, int *dirty,
+                                             int (*cmp)(const void *, const void *), size_t i) {
+  if (*dirty) {
+    qsort(recs, n, sizeof *recs, cmp);
+    *dirty = 0;
+  }
+  return i < n ? &recs[i]->s : NULL;
+}
+
 const scalene_line_stats_t *scalene_profile_file_line(const scalene_profile_t *p, size_t f,
                                                       size_t i) {
   if (p == NULL) return NULL;
   const scalene_line_stats_t *r = NULL;
   LOCK(p);
   file_entry_t *fe = file_at((scalene_profile_t *)p, f);
-  if (fe != NULL) {
-    if (fe->lines_dirty) {
-      qsort(fe->lines, fe->s.n_lines, sizeof *fe->lines, cmp_line);
-      fe->lines_dirty = 0;
-    }
-    if (i < fe->s.n_lines) r = &fe->lines[i]->s;
-  }
+  if (fe != NULL) r = sorted_at(fe->lines, fe->s.n_lines, &fe->lines_dirty, cmp_line, i);
   UNLOCK(p);
   return r;
 }
@@ -987,13 +992,7 @@ const scalene_line_stats_t *scalene_profile_file_function(const scalene_profile_
   const scalene_line_stats_t *r = NULL;
   LOCK(p);
   file_entry_t *fe = file_at((scalene_profile_t *)p, f);
-  if (fe != NULL) {
-    if (fe->funcs_dirty) {
-      qsort(fe->funcs, fe->s.n_functions, sizeof *fe->funcs, cmp_func);
-      fe->funcs_dirty = 0;
-    }
-    if (i < fe->s.n_functions) r = &fe->funcs[i]->s;
-  }
+  if (fe != NULL) r = sorted_at(fe->funcs, fe->s.n_functions, &fe->funcs_dirty, cmp_func, i);
   UNLOCK(p);
   return r;
 }
