@@ -165,6 +165,11 @@ struct scalene_profile {
   double max_footprint_bytes;
   const char *max_footprint_file; /* interned, or NULL */
   uint32_t max_footprint_line;
+  /* The last attributed location that allocated: a peak reached by an
+   * unattributed allocation (an interpreter-internal block, a thread with
+   * no Python state) is credited to it rather than to nowhere. */
+  const char *last_alloc_file;
+  uint32_t last_alloc_line;
   double max_footprint_python_fraction;
   uint64_t alloc_samples;
   timeline_t footprint;
@@ -266,6 +271,8 @@ static void drop_records(scalene_profile_t *p) {
   p->alloc_bytes = p->live_bytes = p->max_footprint_bytes = 0;
   p->max_footprint_file = NULL;
   p->max_footprint_line = 0;
+  p->last_alloc_file = NULL;
+  p->last_alloc_line = 0;
   p->max_footprint_python_fraction = 0;
   p->alloc_samples = 0;
   p->rng = RNG_SEED;
@@ -707,6 +714,10 @@ int scalene_profile_add_memory(scalene_profile_t *p, const scalene_location_t *l
     fe->s.python_bytes += e.python_bytes;
     fe->s.freed_bytes += e.freed_bytes;
     fe->s.copy_bytes += e.copy_bytes;
+    if (e.alloc_bytes > 0) {
+      p->last_alloc_file = file;
+      p->last_alloc_line = loc->line;
+    }
   }
   p->memory = 1;
   p->alloc_bytes += e.alloc_bytes;
@@ -716,8 +727,8 @@ int scalene_profile_add_memory(scalene_profile_t *p, const scalene_location_t *l
     p->live_bytes = live > 0 ? live : 0;
     if (p->live_bytes > p->max_footprint_bytes) {
       p->max_footprint_bytes = p->live_bytes;
-      p->max_footprint_file = file;
-      p->max_footprint_line = file != NULL ? loc->line : 0;
+      p->max_footprint_file = file != NULL ? file : p->last_alloc_file;
+      p->max_footprint_line = file != NULL ? loc->line : p->last_alloc_line;
       p->max_footprint_python_fraction = e.alloc_bytes > 0 ? e.python_bytes / e.alloc_bytes : 0;
     }
     rc = timeline_offer(p, &p->footprint, t, p->live_bytes / MB);

@@ -103,7 +103,9 @@ typedef struct scalene_profile_info {
   int memory;                  /* memory events were recorded */
   double alloc_bytes;          /* all bytes allocated, attributed or not */
   double max_footprint_bytes;  /* peak of the live bytes of the whole process */
-  const char *max_footprint_file; /* where the peak was reached; NULL when unknown */
+  const char *max_footprint_file; /* where the peak was reached: the allocating location, or,
+                                   * when an unattributed allocation reached it, the last
+                                   * attributed location that allocated; NULL when none had */
   uint32_t max_footprint_line;
   size_t n_footprint_samples;
   const double (*footprint_samples)[2]; /* [seconds since start, live MB], bounded */

@@ -481,6 +481,36 @@ static void test_memory_accounting(void **state) {
   scalene_profile_free(p);
 }
 
+/* A peak reached by an unattributed allocation is credited to the last
+ * attributed location that allocated, not to nowhere; with no attributed
+ * allocation before it, the location stays unknown. */
+static void test_footprint_location(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  assert_int_equal(mem(p, NULL, 0, "", 1 * MiB, 0, 0, 0, 1, 0.1), 0);
+  scalene_profile_info_t info = info_of(p);
+  assert_float_equal(info.max_footprint_bytes, 1 * MiB, 0);
+  assert_null(info.max_footprint_file);
+  assert_int_equal(mem(p, "a.py", 4, "f", 8 * MiB, 0, 0, 0, 1, 0.2), 0);
+  assert_int_equal(mem(p, "a.py", 9, "f", 0, 0, 0, 3 * MiB, 0, 0.3), 0); /* a copy: no alloc */
+  assert_int_equal(mem(p, NULL, 0, "", 2 * MiB, 0, 0, 0, 1, 0.4), 0);
+  info = info_of(p);
+  assert_float_equal(info.max_footprint_bytes, 11 * MiB, 0);
+  assert_non_null(info.max_footprint_file);
+  assert_string_equal(info.max_footprint_file, "a.py");
+  assert_int_equal(info.max_footprint_line, 4);
+  /* An attributed peak names its own line. */
+  assert_int_equal(mem(p, "b.py", 2, "g", 5 * MiB, 0, 0, 0, 1, 0.5), 0);
+  info = info_of(p);
+  assert_string_equal(info.max_footprint_file, "b.py");
+  assert_int_equal(info.max_footprint_line, 2);
+  scalene_profile_clear(p);
+  assert_int_equal(mem(p, NULL, 0, "", 1 * MiB, 0, 0, 0, 1, 0.1), 0);
+  info = info_of(p);
+  assert_null(info.max_footprint_file); /* clear forgets the last location too */
+  scalene_profile_free(p);
+}
+
 static void test_memory_reservoir(void **state) {
   (void)state;
   scalene_profile_t *p = scalene_profile_new();
@@ -574,6 +604,7 @@ int main(void) {
       cmocka_unit_test(test_set_source),
       cmocka_unit_test(test_concurrent_adds),
       cmocka_unit_test(test_memory_accounting),
+      cmocka_unit_test(test_footprint_location),
       cmocka_unit_test(test_memory_reservoir),
       cmocka_unit_test(test_memory_merge),
   };
