@@ -1,34 +1,55 @@
 #!/usr/bin/env python3
 """Overhead benchmark: plain Python vs our profiler vs Debian's Scalene 1.5.16.
 
-For each program in bench/programs/ it runs, N times, paired and
-interleaved (the order of the variants rotates every repetition, so that a
-drift of the machine's speed hits all of them alike):
-  plain    PYTHON prog.py
-  ours     PYTHON -m scalene run --cpu-only -o TMP/ours.json prog.py
-  scalene  PYTHON -m scalene --cpu-only --json --outfile TMP/scalene.json prog.py
-           (Scalene 1.5.16's syntax, imported from /usr/lib/python3/dist-packages
-            through a temporary directory holding only a `scalene` symlink to it,
-            with no LD_LIBRARY_PATH), when python3-scalene is installed.
-and reports, per program, the ratio of the median profiled wall time to the
-median plain wall time, and the geometric mean of the ratios.  The same
-ratios of CPU time (user + system of the child) are printed alongside: on a
-busy machine they are steadier than wall time.  The targets are judged on
-wall time.
+Two modes (--mode cpu|memory|all, default all: both tables):
 
-Targets for ours: geomean <= 1.03, no program above 1.08, below Scalene on
-every program.
+  cpu     ours     PYTHON -m scalene run --cpu-only -o TMP/ours.json prog.py
+          scalene  PYTHON -m scalene --cpu-only --json --outfile TMP/sc.json prog.py
+  memory  ours     PYTHON -m scalene run --memory -o TMP/ours.json prog.py
+                   (CPU + memory + copy profiling; `--memory` keeps memory
+                   on whether or not it is already the default of `run`)
+          scalene  PYTHON -m scalene --cpu --memory --json --outfile TMP/sc.json prog.py
+                   (Scalene 1.5.16 re-executes the program under LD_PRELOAD
+                   with its libscalene; the re-executed child is included
+                   in the measured time, CPU and peak RSS)
+
+each against  plain  PYTHON prog.py  (shared by both modes).
+
+Debian's Scalene is imported from /usr/lib/python3/dist-packages through a
+temporary directory holding only a `scalene` symlink to it, with no
+LD_LIBRARY_PATH, when python3-scalene is installed.
+
+For each program in bench/programs/ every variant runs N times, paired and
+interleaved (the order of the variants rotates every repetition, so that a
+drift of the machine's speed hits all of them alike).  Each child is
+reaped with os.wait4, which gives its own CPU time and peak RSS (ru_maxrss,
+including its waited-for descendants, e.g. Scalene's re-executed child).
+Per program and mode the script reports the ratio of the median profiled
+wall time to the median plain wall time, the geometric mean of the ratios,
+the same ratios of CPU time (user + system; steadier than wall time on a
+busy machine) and the peak RSS added (median profiled ru_maxrss minus
+median plain ru_maxrss, MiB).  The targets are judged on wall time and on
+the RSS added:
+
+  cpu     ours: geomean <= 1.03, no program above 1.08, below Scalene on
+          every program.
+  memory  ours: geomean <= 1.10, no program above 1.25, peak RSS added
+          <= 15 MiB on every program, below Scalene on every program.
+
+In memory mode the script also says whether ours' profiles recorded copy
+volume (`n_copy_mb_s` > 0 on some line), i.e. whether the copy sampler was
+on in the build under test.
 
 `make bench` runs it with PYTHONPATH and LD_LIBRARY_PATH pointing into the
-build tree; by hand, pass --build DIR (a configured and built build tree).
-Exit status: 0, or 1 when a run failed, or 3 with --check when a target
-was missed.
+build tree (options through BENCH_FLAGS, e.g. make bench BENCH_FLAGS='--mode
+memory -n 3'); by hand, pass --build DIR (a configured and built build
+tree).  Exit status: 0, or 1 when a run failed, or 3 with --check when a
+target was missed.
 """
 import argparse
 import json
 import math
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -38,10 +59,18 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PROGRAMS = ["pure_loop.py", "calls.py", "numpy_prog.py", "threads.py", "io_prog.py"]
+PROGRAMS = ["pure_loop.py", "calls.py", "numpy_prog.py", "threads.py", "io_prog.py",
+            "alloc_objects.py", "copy_prog.py", "numpy_alloc.py"]
 DEBIAN_SCALENE = Path("/usr/lib/python3/dist-packages/scalene")
-TARGET_GEOMEAN = 1.03
-TARGET_MAX = 1.08
+MIB = 1024.0  # ru_maxrss is in KiB on Linux
+
+# mode -> (ours variant, scalene variant, targets)
+MODES = {
+    "cpu": {"ours": "ours_cpu", "scalene": "scalene_cpu",
+            "geomean": 1.03, "max": 1.08, "rss": None},
+    "memory": {"ours": "ours_mem", "scalene": "scalene_mem",
+               "geomean": 1.10, "max": 1.25, "rss": 15.0},
+}
 
 
 def geomean(values):
@@ -51,27 +80,58 @@ def geomean(values):
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def timed(cmd, env, cwd, timeout):
-    """Runs cmd; returns (wall seconds, CPU seconds, error text or None).
-    CPU is the child's user + system time (runs are sequential, so the
-    RUSAGE_CHILDREN delta is this child's)."""
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def timed(cmd, env, cwd, timeout, errfile):
+    """Runs cmd; returns (wall s, CPU s, peak RSS MiB, error text or None).
+    The child is reaped with os.wait4, so CPU (user + system) and ru_maxrss
+    are this child's own (plus its waited-for descendants')."""
+    with open(errfile, "w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        deadline = t0 + timeout
+        while True:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                proc.returncode = -9
+                return None, None, None, f"timed out after {timeout} s: {' '.join(cmd)}"
+            time.sleep(0.002)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            text = err.read()[-2000:]
+            return None, None, None, f"exit {proc.returncode}: {' '.join(cmd)}\n{text}"
+    cpu = ru.ru_utime + ru.ru_stime
+    return wall, cpu, ru.ru_maxrss / MIB, None
+
+
+def copy_seen(path):
+    """True when the profile at path has a line with n_copy_mb_s > 0."""
     try:
-        proc = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None, None, f"timed out after {timeout} s: {' '.join(cmd)}"
-    wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    if proc.returncode != 0:
-        return None, None, f"exit {proc.returncode}: {' '.join(cmd)}\n{proc.stderr[-2000:]}"
-    return wall, cpu, None
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return False
+    for entry in (doc.get("files") or {}).values():
+        for line in entry.get("lines") or ():
+            try:
+                if float(line.get("n_copy_mb_s") or 0) > 0:
+                    return True
+            except (TypeError, ValueError):
+                pass
+    return False
 
 
-def make_variants(args, tmp):
-    """{name: (command prefix builder, env)}."""
+def make_variants(args, tmp, modes):
+    """{name: (command builder, env)}; plain first."""
     base = dict(os.environ)
     base.setdefault("OPENBLAS_NUM_THREADS", "1")
     ours_env = dict(base)
@@ -90,11 +150,13 @@ def make_variants(args, tmp):
         raise SystemExit(f"error: `import scalene` does not find our package (got {where!r} "
                          f"{probe.stderr.strip()}); run through `make bench` or pass --build DIR")
     ours_out = str(tmp / "ours.json")
-    variants = {
-        "plain": (lambda prog: [py, str(prog)], plain_env),
-        "ours": (lambda prog: [py, "-m", "scalene", "run", "--cpu-only", "-o", ours_out,
-                               str(prog)], ours_env),
-    }
+    variants = {"plain": (lambda prog: [py, str(prog)], plain_env)}
+    if "cpu" in modes:
+        variants["ours_cpu"] = (lambda prog: [py, "-m", "scalene", "run", "--cpu-only",
+                                              "-o", ours_out, str(prog)], ours_env)
+    if "memory" in modes:
+        variants["ours_mem"] = (lambda prog: [py, "-m", "scalene", "run", "--memory",
+                                              "-o", ours_out, str(prog)], ours_env)
     if not args.no_scalene and (DEBIAN_SCALENE / "__init__.py").exists():
         shim = tmp / "debian-scalene"
         shim.mkdir()
@@ -109,31 +171,125 @@ def make_variants(args, tmp):
                   f"(got {where!r} {probe.stderr.strip()}); not comparing", file=sys.stderr)
         else:
             sc_out = str(tmp / "scalene.json")
-            variants["scalene"] = (lambda prog: [py, "-m", "scalene", "--cpu-only", "--json",
-                                                 "--outfile", sc_out, str(prog)], sc_env)
-    return variants
+            if "cpu" in modes:
+                variants["scalene_cpu"] = (lambda prog: [py, "-m", "scalene", "--cpu-only", "--json",
+                                                         "--outfile", sc_out, str(prog)], sc_env)
+            if "memory" in modes:
+                variants["scalene_mem"] = (lambda prog: [py, "-m", "scalene", "--cpu", "--memory",
+                                                         "--json", "--outfile", sc_out, str(prog)],
+                                           sc_env)
+    return variants, ours_out
+
+
+def fmt(x, spec):
+    return format(x, spec) if x is not None else "-"
+
+
+def report_mode(mode, programs, med, cmed, rss, have_sc):
+    """Prints one mode's table and targets; returns (JSON section, targets)."""
+    spec = MODES[mode]
+    o, s = spec["ours"], spec["scalene"]
+    rows = []
+    for prog in programs:
+        plain, cplain, rplain = med[prog]["plain"], cmed[prog]["plain"], rss[prog]["plain"]
+        row = {"program": prog, "plain_sec": plain, "plain_cpu_sec": cplain, "plain_rss_mib": rplain}
+        for key, v in (("ours", o), ("scalene", s)):
+            m, c, r = med[prog].get(v), cmed[prog].get(v), rss[prog].get(v)
+            row[f"{key}_ratio"] = m / plain if m and plain else None
+            row[f"{key}_cpu_ratio"] = c / cplain if c and cplain else None
+            row[f"{key}_rss_added_mib"] = r - rplain if r is not None and rplain is not None else None
+        rows.append(row)
+
+    title = {"cpu": "CPU only (ours: run --cpu-only; Scalene 1.5.16: --cpu-only)",
+             "memory": "CPU + memory + copy (ours: run --memory; Scalene 1.5.16: --cpu --memory)"}[mode]
+    print()
+    print(f"== {mode} mode: {title}")
+    head = (f"{'program':<17} | {'plain s':>7} | {'ours':>6} | {'scalene':>7}"
+            f" || {'ours cpu':>8} | {'sc cpu':>7} || {'plain MiB':>9} | {'ours +MiB':>9} | {'sc +MiB':>8}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['program']:<17} | {fmt(r['plain_sec'], '7.3f')} | {fmt(r['ours_ratio'], '6.3f')} | "
+              f"{fmt(r['scalene_ratio'], '7.3f')} || {fmt(r['ours_cpu_ratio'], '8.3f')} | "
+              f"{fmt(r['scalene_cpu_ratio'], '7.3f')} || {fmt(r['plain_rss_mib'], '9.1f')} | "
+              f"{fmt(r['ours_rss_added_mib'], '9.1f')} | {fmt(r['scalene_rss_added_mib'], '8.1f')}")
+    print("-" * len(head))
+    g = {k: geomean(r[k] for r in rows) for k in ("ours_ratio", "scalene_ratio",
+                                                    "ours_cpu_ratio", "scalene_cpu_ratio")}
+    rmax = {k: max((r[k] for r in rows if r[k] is not None), default=None)
+            for k in ("ours_rss_added_mib", "scalene_rss_added_mib")}
+    print(f"{'geomean / max':<17} | {'':>7} | {fmt(g['ours_ratio'], '6.3f')} | "
+          f"{fmt(g['scalene_ratio'], '7.3f')} || {fmt(g['ours_cpu_ratio'], '8.3f')} | "
+          f"{fmt(g['scalene_cpu_ratio'], '7.3f')} || {'':>9} | "
+          f"{fmt(rmax['ours_rss_added_mib'], '9.1f')} | {fmt(rmax['scalene_rss_added_mib'], '8.1f')}")
+    print("(ours, scalene: ratios of median wall time to plain; cpu: the same for user+system time;"
+          " +MiB: peak RSS added)")
+
+    ours = [r["ours_ratio"] for r in rows]
+    complete = bool(rows) and all(x is not None for x in ours)
+    worst = max((x for x in ours if x is not None), default=None)
+    worst_prog = next((r["program"] for r in rows if r["ours_ratio"] == worst), "-")
+    k_geo = f"geomean_le_{spec['geomean']}"
+    k_max = f"none_above_{spec['max']}"
+    targets = {
+        k_geo: complete and g["ours_ratio"] is not None and g["ours_ratio"] <= spec["geomean"],
+        k_max: complete and all(x <= spec["max"] for x in ours),
+    }
+    print(f"target geomean <= {spec['geomean']}: {'yes' if targets[k_geo] else 'NO'}"
+          f" ({fmt(g['ours_ratio'], '.3f')})")
+    print(f"target none > {spec['max']}: {'yes' if targets[k_max] else 'NO'}"
+          f" (worst {fmt(worst, '.3f')}, {worst_prog})")
+    if spec["rss"] is not None:
+        added = [r["ours_rss_added_mib"] for r in rows]
+        ok = bool(rows) and all(x is not None and x <= spec["rss"] for x in added)
+        targets[f"rss_added_le_{spec['rss']:g}_mib"] = ok
+        print(f"target peak RSS added <= {spec['rss']:g} MiB: {'yes' if ok else 'NO'}"
+              f" (max {fmt(rmax['ours_rss_added_mib'], '.1f')} MiB)")
+    if have_sc:
+        targets["below_scalene_each"] = complete and all(
+            r["scalene_ratio"] is not None and r["ours_ratio"] < r["scalene_ratio"] for r in rows)
+        print(f"target below Scalene 1.5.16 on each: {'yes' if targets['below_scalene_each'] else 'NO'}")
+    else:
+        targets["below_scalene_each"] = None
+        print("target below Scalene 1.5.16 on each: not measured (python3-scalene absent or --no-scalene)")
+    section = {"rows": rows, "geomean": {"ours": g["ours_ratio"], "scalene": g["scalene_ratio"]},
+               "cpu_geomean": {"ours": g["ours_cpu_ratio"], "scalene": g["scalene_cpu_ratio"]},
+               "max_rss_added_mib": {"ours": rmax["ours_rss_added_mib"],
+                                     "scalene": rmax["scalene_rss_added_mib"]},
+               "targets": targets}
+    return section, targets
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", "--repetitions", type=int, default=5, help="runs of each variant (default 5)")
+    ap.add_argument("--mode", choices=("cpu", "memory", "all"), default="all",
+                    help="cpu: CPU-only profiling; memory: CPU + memory + copy; all: both (default)")
     ap.add_argument("--python", default="/usr/bin/python3", help="interpreter (default /usr/bin/python3)")
     ap.add_argument("--build", help="build tree whose pybuild/ and .libs/ to use for ours")
     ap.add_argument("--programs", nargs="+", default=PROGRAMS, metavar="PROG",
                     help="subset of bench/programs/*.py")
     ap.add_argument("--no-scalene", action="store_true", help="do not run Debian's Scalene")
-    ap.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+    ap.add_argument("--json", metavar="FILE", help="also write the tables as JSON")
     ap.add_argument("--timeout", type=float, default=300.0, help="per run, seconds")
     ap.add_argument("--check", action="store_true", help="exit 3 when a target is missed")
     args = ap.parse_args(argv)
+    if args.repetitions < 1:
+        ap.error("--repetitions must be at least 1")
+    for prog in args.programs:
+        if not (HERE / "programs" / prog).is_file():
+            ap.error(f"no such program: bench/programs/{prog}")
+    modes = ["cpu", "memory"] if args.mode == "all" else [args.mode]
 
     tmp = Path(tempfile.mkdtemp(prefix="scalene-bench-"))
     failures = []
+    copy_progs = set()
     try:
-        variants = make_variants(args, tmp)
+        variants, ours_out = make_variants(args, tmp, modes)
         names = list(variants)
         times = {prog: {v: [] for v in names} for prog in args.programs}
         cpus = {prog: {v: [] for v in names} for prog in args.programs}
+        rsss = {prog: {v: [] for v in names} for prog in args.programs}
         load0 = os.getloadavg()[0]
         for rep in range(args.repetitions):
             for prog in args.programs:
@@ -141,91 +297,52 @@ def main(argv=None):
                 k = rep % len(names)
                 for v in names[k:] + names[:k]:
                     build, env = variants[v]
-                    wall, cpu, err = timed(build(path), env, tmp, args.timeout)
+                    wall, cpu, rss, err = timed(build(path), env, tmp, args.timeout, tmp / "stderr")
                     if err:
                         failures.append(f"{prog} [{v}] {err}")
                         print(f"FAILED {prog} [{v}]: {err}", file=sys.stderr)
-                    else:
-                        times[prog][v].append(wall)
-                        cpus[prog][v].append(cpu)
+                        continue
+                    times[prog][v].append(wall)
+                    cpus[prog][v].append(cpu)
+                    rsss[prog][v].append(rss)
+                    if v == "ours_mem" and copy_seen(ours_out):
+                        copy_progs.add(prog)
             print(f"repetition {rep + 1}/{args.repetitions} done", file=sys.stderr)
         load1 = os.getloadavg()[0]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    rows = []
-    for prog in args.programs:
-        med = {v: statistics.median(t) if t else None for v, t in times[prog].items()}
-        cmed = {v: statistics.median(t) if t else None for v, t in cpus[prog].items()}
-        plain = med["plain"]
-        row = {"program": prog, "plain_sec": plain, "plain_cpu_sec": cmed["plain"],
-               "runs": {v: times[prog][v] for v in names},
-               "cpu_runs": {v: cpus[prog][v] for v in names}}
-        for v in names[1:]:
-            row[f"{v}_ratio"] = med[v] / plain if med[v] and plain else None
-            row[f"{v}_cpu_ratio"] = cmed[v] / cmed["plain"] if cmed[v] and cmed["plain"] else None
-        rows.append(row)
-
-    have_sc = "scalene" in names
-
-    def fmt(x, spec):
-        return format(x, spec) if x is not None else "-"
-
+    med = {p: {v: median(t) for v, t in d.items()} for p, d in times.items()}
+    cmed = {p: {v: median(t) for v, t in d.items()} for p, d in cpus.items()}
+    rmed = {p: {v: median(t) for v, t in d.items()} for p, d in rsss.items()}
     ncpu = os.cpu_count() or 1
-    print(f"load average {load0:.2f} at the start, {load1:.2f} at the end, {ncpu} CPUs"
-          + ("  -- WARNING: a busy machine; wall-time ratios are noisy, see the CPU-time column"
+    print(f"{args.repetitions} repetitions; load average {load0:.2f} at the start, "
+          f"{load1:.2f} at the end, {ncpu} CPUs"
+          + ("  -- WARNING: a busy machine; wall-time ratios are noisy, see the CPU-time columns"
              if max(load0, load1) > 0.5 * ncpu else ""))
-    head = (f"{'program':<14} | {'plain s':>8} | {'ours ratio':>10} | {'scalene 1.5.16 ratio':>20}"
-            f" || {'ours cpu ratio':>14} | {'scalene cpu ratio':>17}")
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        print(f"{r['program']:<14} | {fmt(r['plain_sec'], '8.3f')} | {fmt(r['ours_ratio'], '10.3f')} | "
-              f"{fmt(r.get('scalene_ratio'), '20.3f')} || {fmt(r['ours_cpu_ratio'], '14.3f')} | "
-              f"{fmt(r.get('scalene_cpu_ratio'), '17.3f')}")
-    g_ours = geomean(r["ours_ratio"] for r in rows)
-    g_sc = geomean(r.get("scalene_ratio") for r in rows) if have_sc else None
-    print("-" * len(head))
-    gc_ours = geomean(r["ours_cpu_ratio"] for r in rows)
-    gc_sc = geomean(r.get("scalene_cpu_ratio") for r in rows) if have_sc else None
-    print(f"{'geomean':<14} | {'':>8} | {fmt(g_ours, '10.3f')} | {fmt(g_sc, '20.3f')}"
-          f" || {fmt(gc_ours, '14.3f')} | {fmt(gc_sc, '17.3f')}")
-
-    ours = [r["ours_ratio"] for r in rows]
-    complete = all(x is not None for x in ours)
-    targets = {
-        "geomean_le_1.03": complete and g_ours is not None and g_ours <= TARGET_GEOMEAN,
-        "none_above_1.08": complete and all(x <= TARGET_MAX for x in ours),
-    }
-    if have_sc:
-        targets["below_scalene_each"] = complete and all(
-            r.get("scalene_ratio") is not None and r["ours_ratio"] < r["scalene_ratio"] for r in rows)
-    else:
-        targets["below_scalene_each"] = None
-    print()
-    print(f"target geomean <= {TARGET_GEOMEAN}: {'yes' if targets['geomean_le_1.03'] else 'NO'}"
-          f" ({fmt(g_ours, '.3f')})")
-    worst = max((x for x in ours if x is not None), default=None)
-    print(f"target none > {TARGET_MAX}: {'yes' if targets['none_above_1.08'] else 'NO'}"
-          f" (worst {fmt(worst, '.3f')})")
-    if have_sc:
-        print(f"target below Scalene 1.5.16 on each: {'yes' if targets['below_scalene_each'] else 'NO'}")
-    else:
-        print("target below Scalene 1.5.16 on each: not measured (python3-scalene absent or --no-scalene)")
+    doc = {"repetitions": args.repetitions, "python": args.python, "loadavg": [load0, load1],
+           "runs": {p: {v: {"wall": times[p][v], "cpu": cpus[p][v], "maxrss_mib": rsss[p][v]}
+                        for v in names} for p in args.programs},
+           "modes": {}, "failures": failures}
+    all_targets = {}
+    for mode in modes:
+        have_sc = MODES[mode]["scalene"] in names
+        section, targets = report_mode(mode, args.programs, med, cmed, rmed, have_sc)
+        doc["modes"][mode] = section
+        all_targets.update({f"{mode}:{k}": v for k, v in targets.items()})
+        if mode == "memory":
+            seen = sorted(copy_progs)
+            doc["modes"][mode]["copy_seen_in"] = seen
+            print("copy volume (n_copy_mb_s > 0) in ours' profiles: "
+                  + (", ".join(seen) if seen else "none (copy sampler off in this build?)"))
     if failures:
         print(f"\n{len(failures)} run(s) failed; see above", file=sys.stderr)
-
     if args.json:
-        doc = {"repetitions": args.repetitions, "python": args.python, "rows": rows,
-               "geomean": {"ours": g_ours, "scalene": g_sc},
-               "cpu_geomean": {"ours": gc_ours, "scalene": gc_sc},
-               "loadavg": [load0, load1], "targets": targets,
-               "failures": failures}
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=2)
     if failures:
         return 1
-    if args.check and not all(v for v in targets.values() if v is not None):
+    if args.check and not all(v for v in all_targets.values() if v is not None):
         return 3
     return 0
 
