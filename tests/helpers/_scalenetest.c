@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -270,6 +271,101 @@ static PyObject *free_kept(PyObject *self, PyObject *unused) {
   return PyLong_FromSize_t(n);
 }
 
+/* ---------------------------------------------------------------- churn and copies */
+
+static int parse_sizes(PyObject *args, const char *fmt, Py_ssize_t *total, Py_ssize_t *block) {
+  if (!PyArg_ParseTuple(args, fmt, total, block)) {
+    return -1;
+  }
+  if (*total <= 0 || *block <= 0 || *block > *total) {
+    PyErr_SetString(PyExc_ValueError, "need 0 < block <= total");
+    return -1;
+  }
+  return 0;
+}
+
+/* malloc, touch and free blocks of `block` bytes until `total` bytes were
+ * allocated: a call through this object's PLT/GOT each time.  noinline keeps
+ * the calls here. */
+__attribute__((noinline)) static size_t churn(size_t total, size_t block) {
+  size_t done = 0;
+  while (done + block <= total) {
+    char *p = malloc(block);
+    if (p == NULL) {
+      return done;
+    }
+    p[0] = 1;
+    p[block - 1] = 1;
+    /* The block escapes: the compiler may not elide the malloc/free pair. */
+    __asm__ __volatile__("" : : "r"(p) : "memory");
+    free(p);
+    done += block;
+  }
+  return done;
+}
+
+PyDoc_STRVAR(malloc_free_doc,
+             "malloc_free(total, block) -> int\n\n"
+             "With the GIL released, malloc and free blocks of `block` bytes, one\n"
+             "at a time, until total // block blocks were made; returns the bytes\n"
+             "allocated (total rounded down to whole blocks).");
+
+static PyObject *malloc_free(PyObject *self, PyObject *args) {
+  Py_ssize_t total, block;
+  size_t done;
+  (void)self;
+  if (parse_sizes(args, "nn:malloc_free", &total, &block) < 0) {
+    return NULL;
+  }
+  Py_BEGIN_ALLOW_THREADS
+  done = churn((size_t)total, (size_t)block);
+  Py_END_ALLOW_THREADS
+  if (done + (size_t)block <= (size_t)total) {
+    return PyErr_NoMemory();
+  }
+  return PyLong_FromSize_t(done);
+}
+
+/* memcpy with a length the compiler cannot know: always a real call to the
+ * C library's memcpy through this object's PLT/GOT, never inlined. */
+__attribute__((noinline)) static void copy_chunks(char *dst, const char *src, size_t total,
+                                                  size_t chunk) {
+  for (size_t done = 0; done < total; done += chunk) {
+    memcpy(dst, src, chunk);
+    __asm__ __volatile__("" : : "r"(dst) : "memory");
+  }
+}
+
+PyDoc_STRVAR(copy_mb_doc,
+             "copy_mb(n_mib, chunk) -> int\n\n"
+             "memcpy exactly n_mib MiB, `chunk` bytes per call (n_mib MiB must be\n"
+             "a multiple of chunk), between two buffers of this module, with the\n"
+             "GIL held; returns the bytes copied.");
+
+static PyObject *copy_mb(PyObject *self, PyObject *args) {
+  Py_ssize_t n_mib, chunk;
+  (void)self;
+  if (!PyArg_ParseTuple(args, "nn:copy_mb", &n_mib, &chunk)) {
+    return NULL;
+  }
+  if (n_mib <= 0 || chunk <= 0 || ((size_t)n_mib << 20) % (size_t)chunk != 0) {
+    PyErr_SetString(PyExc_ValueError, "need n_mib > 0, chunk > 0 dividing n_mib MiB");
+    return NULL;
+  }
+  char *src = malloc((size_t)chunk), *dst = malloc((size_t)chunk);
+  if (src == NULL || dst == NULL) {
+    free(src);
+    free(dst);
+    return PyErr_NoMemory();
+  }
+  memset(src, 7, (size_t)chunk);
+  size_t total = (size_t)n_mib << 20;
+  copy_chunks(dst, src, total, (size_t)chunk);
+  free(src);
+  free(dst);
+  return PyLong_FromSize_t(total);
+}
+
 /* ---------------------------------------------------------------- module */
 
 static PyMethodDef methods[] = {
@@ -283,6 +379,8 @@ static PyMethodDef methods[] = {
     {"gettid", gettid_, METH_NOARGS, gettid_doc},
     {"malloc_keep", malloc_keep, METH_O, malloc_keep_doc},
     {"free_kept", free_kept, METH_NOARGS, free_kept_doc},
+    {"malloc_free", malloc_free, METH_VARARGS, malloc_free_doc},
+    {"copy_mb", copy_mb, METH_VARARGS, copy_mb_doc},
     {NULL, NULL, 0, NULL},
 };
 
