@@ -77,12 +77,14 @@ typedef struct slot {
   void *repl; /* what we stored */
 } slot_t;
 
-/* One patched object and its range of slots[]. */
+/* One patched object for one hook set, and its range of slots[]: an
+ * object patched for two sets has two records. */
 typedef struct object {
   uintptr_t base;
   const void *phdr;
   const char *name;
   size_t first, n;
+  unsigned int set;
   int seen;
 } object_t;
 
@@ -101,12 +103,18 @@ typedef struct elf_view {
   size_t phnum;
 } elf_view_t;
 
-#define NHOOKS_MAX (SCALENE__INTERPOSE_MAX_HOOKS + 2)
+/* Set 0 is internal: the dlopen/dlmopen hooks, installed with the first
+ * caller set and removed with the last. */
+#define SET_INTERNAL 0u
+#define NHOOKS_MAX (SCALENE__INTERPOSE_MAX_SETS * SCALENE__INTERPOSE_MAX_HOOKS + 2)
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-/* Read without the lock by the dlopen hook's fast path only as a hint. */
+/* Read without the lock by the dlopen hook's fast path only as a hint:
+ * nonzero while any set is installed. */
 static int g_installed;
+static unsigned int g_sets; /* bit s: set s installed (bit 0: the internal one) */
 static scalene__hook_t g_hooks[NHOOKS_MAX];
+static unsigned int g_hook_set[NHOOKS_MAX]; /* the set each hook belongs to */
 /* Per hook: a second address that also counts as "the real function" when
  * deciding which entries to take over: the canonical PLT stub that
  * dlsym(RTLD_DEFAULT) returned (see find_real), or NULL. */
@@ -276,17 +284,21 @@ static int object_skipped(const struct dl_phdr_info *info) {
 
 /* ------------------------------------------------------------ patch pass */
 
-static const scalene__hook_t *hook_for(const char *name) {
+/* The hook of set `set` for symbol name, or NULL. */
+static const scalene__hook_t *hook_for(const char *name, unsigned int set) {
   for (size_t h = 0; h < g_nhooks; h++)
-    if (*g_hooks[h].original != NULL && strcmp(g_hooks[h].symbol, name) == 0) return &g_hooks[h];
+    if (g_hook_set[h] == set && *g_hooks[h].original != NULL &&
+        strcmp(g_hooks[h].symbol, name) == 0)
+      return &g_hooks[h];
   return NULL;
 }
 
-static object_t *object_find(const struct dl_phdr_info *info) {
+/* The record of info for set `set`, or NULL. */
+static object_t *object_find(const struct dl_phdr_info *info, unsigned int set) {
   for (size_t i = 0; i < g_nobjects; i++) {
     object_t *o = &g_objects[i];
-    if (o->base == info->dlpi_addr && o->phdr == (const void *)info->dlpi_phdr &&
-        o->name == info->dlpi_name)
+    if (o->set == set && o->base == info->dlpi_addr &&
+        o->phdr == (const void *)info->dlpi_phdr && o->name == info->dlpi_name)
       return o;
   }
   return NULL;
@@ -296,10 +308,11 @@ static void note_err(int rc) {
   if (rc < 0 && g_err == 0) g_err = rc;
 }
 
+/* Patches info's entries that name a hook of set *(unsigned int *)arg. */
 static int patch_object_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
-  (void)arg;
-  object_t *known = object_find(info);
+  unsigned int set = *(const unsigned int *)arg;
+  object_t *known = object_find(info, set);
   if (known != NULL) {
     known->seen = 1;
     return 0;
@@ -314,7 +327,7 @@ static int patch_object_cb(struct dl_phdr_info *info, size_t size, void *arg) {
     size_t n = pass == 0 ? v.njmprel : v.nrela;
     for (size_t i = 0; i < n; i++) {
       const char *name = reloc_name(&v, &r[i]);
-      if (name != NULL && hook_for(name) != NULL) want++;
+      if (name != NULL && hook_for(name, set) != NULL) want++;
     }
   }
   if (want == 0) return 0;
@@ -329,13 +342,14 @@ static int patch_object_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   o->name = info->dlpi_name;
   o->first = g_nslots;
   o->n = 0;
+  o->set = set;
   o->seen = 1;
   for (int pass = 0; pass < 2; pass++) {
     const ElfW(Rela) *r = pass == 0 ? v.jmprel : v.rela;
     size_t n = pass == 0 ? v.njmprel : v.nrela;
     for (size_t i = 0; i < n; i++) {
       const char *name = reloc_name(&v, &r[i]);
-      const scalene__hook_t *h = name != NULL ? hook_for(name) : NULL;
+      const scalene__hook_t *h = name != NULL ? hook_for(name, set) : NULL;
       if (h == NULL) continue;
       void **addr = (void **)(v.base + r[i].r_offset);
       void *cur = __atomic_load_n(addr, __ATOMIC_RELAXED);
@@ -363,18 +377,27 @@ static int patch_object_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   return 0;
 }
 
+/* Restores info's entries of the sets in the mask *(unsigned int *)arg
+ * and marks those records seen (restored). */
 static int restore_object_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
-  (void)arg;
-  object_t *o = object_find(info);
-  if (o == NULL || o->seen) return 0;
-  o->seen = 1; /* restored */
+  unsigned int mask = *(const unsigned int *)arg;
   elf_view_t v;
-  if (elf_view_init(info, &v) != 0) return 0;
-  for (size_t i = o->first; i < o->first + o->n; i++) {
-    slot_t *s = &g_slots[i];
-    if (__atomic_load_n(s->addr, __ATOMIC_RELAXED) != s->repl) continue;
-    note_err(write_slot(&v, s->addr, s->old));
+  int have_view = 0;
+  for (unsigned int set = 0; set < SCALENE__INTERPOSE_MAX_SETS; set++) {
+    if (!(mask & (1u << set))) continue;
+    object_t *o = object_find(info, set);
+    if (o == NULL || o->seen) continue;
+    o->seen = 1; /* restored */
+    if (!have_view) {
+      if (elf_view_init(info, &v) != 0) return 0;
+      have_view = 1;
+    }
+    for (size_t i = o->first; i < o->first + o->n; i++) {
+      slot_t *s = &g_slots[i];
+      if (__atomic_load_n(s->addr, __ATOMIC_RELAXED) != s->repl) continue;
+      note_err(write_slot(&v, s->addr, s->old));
+    }
   }
   return 0;
 }
@@ -410,14 +433,15 @@ static int counts_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   return 1; /* the first object is enough */
 }
 
-/* One pass over the loaded objects: patch the new ones, forget the gone
- * ones.  Called with g_lock held. */
+/* One pass over the loaded objects per installed set: patch the objects
+ * new to that set, forget the gone ones.  Called with g_lock held. */
 static int patch_pass(void) {
   counts_t c = {0, 0, 0};
   dl_iterate_phdr(counts_cb, &c);
   for (size_t i = 0; i < g_nobjects; i++) g_objects[i].seen = 0;
   g_err = 0;
-  dl_iterate_phdr(patch_object_cb, NULL);
+  for (unsigned int set = 0; set < SCALENE__INTERPOSE_MAX_SETS; set++)
+    if (g_sets & (1u << set)) dl_iterate_phdr(patch_object_cb, &set);
   compact();
   g_adds = c.adds;
   g_subs = c.subs;
@@ -566,19 +590,11 @@ static void *find_real(const char *symbol, const void *replacement, void **stub)
   return def;
 }
 
-int scalene__interpose_install(const scalene__hook_t *hooks, size_t n) {
-  if (!SCALENE__INTERPOSE_SUPPORTED) return SCALENE_ENOTSUP;
-  if (n > SCALENE__INTERPOSE_MAX_HOOKS || (n > 0 && hooks == NULL)) return SCALENE_EINVAL;
-  for (size_t i = 0; i < n; i++) {
-    if (hooks[i].symbol == NULL || hooks[i].replacement == NULL || hooks[i].original == NULL ||
-        strcmp(hooks[i].symbol, "dlopen") == 0 || strcmp(hooks[i].symbol, "dlmopen") == 0)
-      return SCALENE_EINVAL;
-  }
-  pthread_mutex_lock(&g_lock);
-  if (g_installed) {
-    pthread_mutex_unlock(&g_lock);
-    return SCALENE_EBUSY;
-  }
+/* Maps the table and installs the internal dlopen/dlmopen hooks (set 0),
+ * if no set is installed yet.  Called with g_lock held.  Returns 0 or
+ * SCALENE_ENOMEM. */
+static int base_install(void) {
+  if (g_sets & (1u << SET_INTERNAL)) return 0;
   g_pagesize = (uintptr_t)sysconf(_SC_PAGESIZE);
   g_table_size = SCALENE__INTERPOSE_MAX_SLOTS * sizeof(slot_t) +
                  SCALENE__INTERPOSE_MAX_OBJECTS * sizeof(object_t);
@@ -586,34 +602,71 @@ int scalene__interpose_install(const scalene__hook_t *hooks, size_t n) {
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (g_table == MAP_FAILED) {
     g_table = NULL;
-    pthread_mutex_unlock(&g_lock);
     return SCALENE_ENOMEM;
   }
   g_slots = g_table;
   g_objects = (object_t *)(g_slots + SCALENE__INTERPOSE_MAX_SLOTS);
   g_nslots = g_nobjects = 0;
-
-  /* The real functions are set before any entry points at a replacement. */
   g_nhooks = 0;
-  for (size_t i = 0; i < n; i++) {
-    g_hooks[g_nhooks] = hooks[i];
-    *hooks[i].original = find_real(hooks[i].symbol, hooks[i].replacement, &g_alt[g_nhooks]);
-    g_nhooks++;
-  }
   void *stub_dlopen, *stub_dlmopen;
   void *real_dlopen = find_real("dlopen", (void *)hook_dlopen, &stub_dlopen);
   void *real_dlmopen = find_real("dlmopen", (void *)hook_dlmopen, &stub_dlmopen);
   if (g_real_dlopen == NULL) g_real_dlopen = real_dlopen;
   if (g_real_dlmopen == NULL) g_real_dlmopen = real_dlmopen;
   g_alt[g_nhooks] = stub_dlopen;
+  g_hook_set[g_nhooks] = SET_INTERNAL;
   g_hooks[g_nhooks++] = (scalene__hook_t){"dlopen", (void *)hook_dlopen, &g_real_dlopen};
   g_alt[g_nhooks] = stub_dlmopen;
+  g_hook_set[g_nhooks] = SET_INTERNAL;
   g_hooks[g_nhooks++] = (scalene__hook_t){"dlmopen", (void *)hook_dlmopen, &g_real_dlmopen};
+  g_sets = 1u << SET_INTERNAL;
+  return 0;
+}
 
-  g_installed = 1;
-  int rc = patch_pass();
+int scalene__interpose_install_set(unsigned int set, const scalene__hook_t *hooks, size_t n) {
+  if (!SCALENE__INTERPOSE_SUPPORTED) return SCALENE_ENOTSUP;
+  if (set == SET_INTERNAL || set >= SCALENE__INTERPOSE_MAX_SETS) return SCALENE_EINVAL;
+  if (n > SCALENE__INTERPOSE_MAX_HOOKS || (n > 0 && hooks == NULL)) return SCALENE_EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    if (hooks[i].symbol == NULL || hooks[i].replacement == NULL || hooks[i].original == NULL ||
+        strcmp(hooks[i].symbol, "dlopen") == 0 || strcmp(hooks[i].symbol, "dlmopen") == 0)
+      return SCALENE_EINVAL;
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(hooks[i].symbol, hooks[j].symbol) == 0) return SCALENE_EINVAL;
+  }
+  pthread_mutex_lock(&g_lock);
+  if (g_sets & (1u << set)) {
+    pthread_mutex_unlock(&g_lock);
+    return SCALENE_EBUSY;
+  }
+  /* A symbol has at most one replacement at a time. */
+  for (size_t i = 0; i < n; i++)
+    for (size_t h = 0; h < g_nhooks; h++)
+      if (strcmp(hooks[i].symbol, g_hooks[h].symbol) == 0) {
+        pthread_mutex_unlock(&g_lock);
+        return SCALENE_EINVAL;
+      }
+  int rc = base_install();
+  if (rc != 0) {
+    pthread_mutex_unlock(&g_lock);
+    return rc;
+  }
+  /* The real functions are set before any entry points at a replacement. */
+  for (size_t i = 0; i < n; i++) {
+    g_hooks[g_nhooks] = hooks[i];
+    g_hook_set[g_nhooks] = set;
+    *hooks[i].original = find_real(hooks[i].symbol, hooks[i].replacement, &g_alt[g_nhooks]);
+    g_nhooks++;
+  }
+  g_sets |= 1u << set;
+  __atomic_store_n(&g_installed, 1, __ATOMIC_RELAXED);
+  rc = patch_pass();
   pthread_mutex_unlock(&g_lock);
   return rc;
+}
+
+int scalene__interpose_install(const scalene__hook_t *hooks, size_t n) {
+  return scalene__interpose_install_set(SCALENE__INTERPOSE_SET_DEFAULT, hooks, n);
 }
 
 int scalene__interpose_refresh(void) {
@@ -629,30 +682,69 @@ int scalene__interpose_refresh(void) {
   return rc;
 }
 
-int scalene__interpose_remove(void) {
+/* Restores the entries of the sets in mask and drops their records and
+ * hooks.  Called with g_lock held. */
+static int restore_sets(unsigned int mask) {
+  for (size_t i = 0; i < g_nobjects; i++) g_objects[i].seen = !(mask & (1u << g_objects[i].set));
+  g_err = 0;
+  dl_iterate_phdr(restore_object_cb, &mask);
+  int rc = g_err;
+  /* Records of the sets in mask go, whether restored or of objects gone. */
+  for (size_t i = 0; i < g_nobjects; i++) g_objects[i].seen = !(mask & (1u << g_objects[i].set));
+  compact();
+  size_t k = 0;
+  for (size_t h = 0; h < g_nhooks; h++) {
+    if (mask & (1u << g_hook_set[h])) continue;
+    g_hooks[k] = g_hooks[h];
+    g_alt[k] = g_alt[h];
+    g_hook_set[k] = g_hook_set[h];
+    k++;
+  }
+  g_nhooks = k;
+  g_sets &= ~mask;
+  return rc;
+}
+
+int scalene__interpose_remove_set(unsigned int set) {
+  if (set == SET_INTERNAL || set >= SCALENE__INTERPOSE_MAX_SETS) return SCALENE_EINVAL;
   pthread_mutex_lock(&g_lock);
-  if (!g_installed) {
+  if (!(g_sets & (1u << set))) {
     pthread_mutex_unlock(&g_lock);
     return SCALENE_ESTATE;
   }
-  for (size_t i = 0; i < g_nobjects; i++) g_objects[i].seen = 0;
-  g_err = 0;
-  dl_iterate_phdr(restore_object_cb, NULL);
-  int rc = g_err;
-  munmap(g_table, g_table_size);
-  g_table = NULL;
-  g_slots = NULL;
-  g_objects = NULL;
-  g_nslots = g_nobjects = 0;
-  g_nhooks = 0;
-  __atomic_store_n(&g_installed, 0, __ATOMIC_RELAXED);
+  unsigned int mask = 1u << set;
+  /* The last caller set takes the internal dlopen hooks with it. */
+  if ((g_sets & ~(mask | (1u << SET_INTERNAL))) == 0) mask |= 1u << SET_INTERNAL;
+  int rc = restore_sets(mask);
+  if (g_sets == 0) {
+    munmap(g_table, g_table_size);
+    g_table = NULL;
+    g_slots = NULL;
+    g_objects = NULL;
+    g_nslots = g_nobjects = 0;
+    g_nhooks = 0;
+    __atomic_store_n(&g_installed, 0, __ATOMIC_RELAXED);
+  }
   pthread_mutex_unlock(&g_lock);
   return rc;
+}
+
+int scalene__interpose_remove(void) {
+  return scalene__interpose_remove_set(SCALENE__INTERPOSE_SET_DEFAULT);
 }
 
 size_t scalene__interpose_slot_count(void) {
   pthread_mutex_lock(&g_lock);
   size_t n = g_nslots;
+  pthread_mutex_unlock(&g_lock);
+  return n;
+}
+
+size_t scalene__interpose_set_slot_count(unsigned int set) {
+  pthread_mutex_lock(&g_lock);
+  size_t n = 0;
+  for (size_t i = 0; i < g_nobjects; i++)
+    if (g_objects[i].set == set) n += g_objects[i].n;
   pthread_mutex_unlock(&g_lock);
   return n;
 }

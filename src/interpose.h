@@ -9,6 +9,9 @@
  * a hook on dlopen (and dlmopen) patches the objects loaded later;
  * scalene__interpose_remove() puts back what the entries held.
  *
+ * Several hook sets (the heap sampler's, the memcpy sampler's) may be
+ * installed at once and removed in any order (install_set/remove_set).
+ *
  * Thread-safety: install, refresh and remove serialise on one internal
  * mutex and may be called from any thread.  A thread that calls through an
  * entry while it is rewritten reads either the old or the new pointer (the
@@ -42,9 +45,20 @@ typedef struct scalene__hook {
   void **original;
 } scalene__hook_t;
 
-/* At most this many caller hooks per install (dlopen and dlmopen are
- * hooked internally and may not be passed). */
-#define SCALENE__INTERPOSE_MAX_HOOKS 30
+/* At most this many caller hooks per set (dlopen and dlmopen are hooked
+ * internally and may not be passed). */
+#define SCALENE__INTERPOSE_MAX_HOOKS 32
+
+/* Hook sets.  Several sets may be installed at once, each with its own
+ * symbols (a symbol belongs to at most one installed set), and removed in
+ * any order: installing a set patches only its symbols' entries, removing
+ * it restores only those, and the others stay patched throughout.  Set 0
+ * is internal (dlopen/dlmopen, installed with the first set and removed
+ * with the last); ids below SCALENE__INTERPOSE_MAX_SETS. */
+#define SCALENE__INTERPOSE_MAX_SETS 4
+#define SCALENE__INTERPOSE_SET_DEFAULT 1 /* scalene__interpose_install/_remove */
+#define SCALENE__INTERPOSE_SET_MALLOC 2  /* the heap sampler (heap_hooks.c) */
+#define SCALENE__INTERPOSE_SET_MEMCPY 3  /* the memcpy sampler (memcpy_hooks.c) */
 /* Capacity of the patch table: rewritten entries and patched objects.
  * Mapped (MAP_NORESERVE) at install, unmapped at remove: 1.5 MiB + 384 KiB
  * of address space, of which only the touched pages cost memory. */
@@ -63,6 +77,12 @@ typedef struct scalene__hook {
  * remove must still be called). */
 int scalene__interpose_install(const scalene__hook_t *hooks, size_t n);
 
+/* install for set `set` (SCALENE__INTERPOSE_SET_*): the same, except that
+ * SCALENE_EBUSY means that this set is installed, and SCALENE_EINVAL also
+ * covers a bad set id and a symbol that another installed set hooks.
+ * scalene__interpose_install(h, n) is install_set(SET_DEFAULT, h, n). */
+int scalene__interpose_install_set(unsigned int set, const scalene__hook_t *hooks, size_t n);
+
 /* Patches the objects loaded since the last install/refresh and forgets
  * those unloaded.  Called automatically after every dlopen/dlmopen made
  * through a patched entry; call it by hand after loading objects some other
@@ -76,8 +96,18 @@ int scalene__interpose_refresh(void);
  * or SCALENE_ESYS (mprotect refused: such entries keep the replacement). */
 int scalene__interpose_remove(void);
 
-/* For tests and diagnostics: the number of entries rewritten now. */
+/* remove for one set: restores that set's entries only (the other sets'
+ * stay); with the last set, the internal hooks go too and the table is
+ * unmapped.  SCALENE_ESTATE when the set is not installed, SCALENE_EINVAL
+ * for a bad id.  scalene__interpose_remove() is remove_set(SET_DEFAULT). */
+int scalene__interpose_remove_set(unsigned int set);
+
+/* For tests and diagnostics: the number of entries rewritten now (all
+ * sets, the internal dlopen/dlmopen entries included). */
 size_t scalene__interpose_slot_count(void);
+
+/* The same for one set (0: the internal dlopen/dlmopen entries). */
+size_t scalene__interpose_set_slot_count(unsigned int set);
 
 /* For tests and diagnostics: the GOT entries that name symbol (JUMP_SLOT or
  * GLOB_DAT) in the loaded object whose mapping contains addr.  Stores up to
