@@ -12,6 +12,7 @@
 #include "heap_internal.h"
 #include "interpose.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,9 +131,7 @@ int scalene_heap_new(const scalene_heap_options_t *opts, scalene_profile_t *prof
 }
 
 static void drain_state_free(struct scalene_heap *h) {
-  free(h->locs);
-  free(h->res);
-  free(h->loc_index);
+  scalene__loctab_free(&h->loctab);
   free(h->seq_keys);
   free(h->seq_vals);
 }
@@ -155,74 +154,6 @@ void scalene_heap_free(scalene_heap_t *h) {
 }
 
 /* ------------------------------------------------------------ drain */
-
-static uint64_t hash_bytes(const void *data, size_t n) {
-  const unsigned char *p = data;
-  uint64_t x = 1469598103934665603ULL;
-  for (size_t i = 0; i < n; i++) x = (x ^ p[i]) * 1099511628211ULL;
-  return x ^ (x >> 29);
-}
-
-static uint64_t hash_loc(const scalene_location_t *l) {
-  uint64_t x = hash_bytes(l->file, strnlen(l->file, sizeof l->file));
-  x ^= hash_bytes(l->function, strnlen(l->function, sizeof l->function)) * 31;
-  x ^= ((uint64_t)l->line << 32 | l->function_line) * 0x9E3779B97F4A7C15ULL;
-  x ^= (uint64_t)l->pc * 0xC2B2AE3D27D4EB4FULL;
-  return x ^ (x >> 31);
-}
-
-static int loc_equal(const scalene_location_t *a, const scalene_location_t *b) {
-  return a->line == b->line && a->function_line == b->function_line && a->pc == b->pc &&
-         strncmp(a->file, b->file, sizeof a->file) == 0 &&
-         strncmp(a->function, b->function, sizeof a->function) == 0;
-}
-
-/* Interns *l; returns its index or NO_LOC when out of memory. */
-static uint32_t intern_loc(struct scalene_heap *h, const scalene_location_t *l) {
-  if (h->n_locs * 2 >= h->loc_index_cap) {
-    size_t cap = h->loc_index_cap ? h->loc_index_cap * 2 : 256;
-    uint32_t *idx = calloc(cap, sizeof *idx);
-    if (!idx) return NO_LOC;
-    for (size_t i = 0; i < h->n_locs; i++) {
-      size_t j = hash_loc(&h->locs[i]) & (cap - 1);
-      while (idx[j]) j = (j + 1) & (cap - 1);
-      idx[j] = (uint32_t)i + 1;
-    }
-    free(h->loc_index);
-    h->loc_index = idx;
-    h->loc_index_cap = cap;
-  }
-  size_t mask = h->loc_index_cap - 1, j = hash_loc(l) & mask;
-  while (h->loc_index[j]) {
-    uint32_t i = h->loc_index[j] - 1;
-    if (loc_equal(&h->locs[i], l)) return i;
-    j = (j + 1) & mask;
-  }
-  if (h->n_locs == h->locs_cap) {
-    size_t cap = h->locs_cap ? h->locs_cap * 2 : 64;
-    scalene_location_t *n = realloc(h->locs, cap * sizeof *n);
-    if (!n) return NO_LOC;
-    h->locs = n;
-    n = realloc(h->res, cap * sizeof *n);
-    if (!n) return NO_LOC;
-    h->res = n;
-    h->locs_cap = cap;
-  }
-  h->locs[h->n_locs] = *l;
-  /* A pc-only location (file "") is symbolised once, here, off the hook:
-   * the pc is a return address, so pc - 1 stays on the calling line. */
-  h->res[h->n_locs] = *l;
-  if (l->file[0] == '\0' && l->pc != 0) {
-    scalene_location_t sym;
-    memset(&sym, 0, sizeof sym);
-    if (scalene_symbolize(l->pc - 1, &sym) == 0) {
-      sym.pc = l->pc;
-      h->res[h->n_locs] = sym;
-    }
-  }
-  h->loc_index[j] = (uint32_t)h->n_locs + 1;
-  return (uint32_t)h->n_locs++;
-}
 
 /* seq -> location index: linear probing, keys seq + 1 (0 = empty),
  * backward-shift deletion. */
@@ -297,8 +228,8 @@ static int drain_locked(struct scalene_heap *h) {
     if (r.kind == SCALENE__HEAP_REC_ALLOC) {
       uint32_t idx = NO_LOC;
       if (!(r.flags & SCALENE__HEAP_F_UNATTRIBUTED)) {
-        idx = intern_loc(h, &r.loc);
-        if (idx != NO_LOC) loc = &h->res[idx];
+        idx = scalene__loctab_intern(&h->loctab, &r.loc);
+        if (idx != NO_LOC) loc = &h->loctab.res[idx];
         else loc = &r.loc;
       }
       if (seq_put(h, r.seq, idx) != 0) rc = SCALENE_ENOMEM;
@@ -307,7 +238,7 @@ static int drain_locked(struct scalene_heap *h) {
       ev.alloc_samples = 1;
     } else if (r.kind == SCALENE__HEAP_REC_FREE) {
       uint32_t idx = seq_take(h, r.seq);
-      if (idx != NO_LOC) loc = &h->res[idx];
+      if (idx != NO_LOC) loc = &h->loctab.res[idx];
       ev.freed_bytes = r.weight;
     } else {
       continue;
@@ -341,6 +272,19 @@ static void *drain_main(void *arg) {
 
 /* ------------------------------------------------------------ start/stop */
 
+/* Whether an LD_PRELOAD shim that reports the malloc family itself
+ * (scalene_heap_hook_alloc) is loaded: it exports
+ * int scalene_preload_active(void), which returns nonzero while it
+ * reports.  The library then leaves the malloc family's GOT entries alone
+ * (the shim already sees every call; patching would count twice). */
+static int preload_shim_active(void) {
+  void *f = dlsym(RTLD_DEFAULT, "scalene_preload_active");
+  if (f == NULL) return 0;
+  int (*active)(void);
+  memcpy(&active, &f, sizeof active); /* object pointer -> function pointer */
+  return active() != 0;
+}
+
 int scalene_heap_start(scalene_heap_t *h, scalene_error_t *err) {
   if (!h) return FAIL(err, SCALENE_EINVAL, "scalene_heap_start: NULL sampler");
   struct scalene_heap *expected = NULL;
@@ -360,10 +304,12 @@ int scalene_heap_start(scalene_heap_t *h, scalene_error_t *err) {
   }
   h->thread_started = 1;
   h->running = 1;
-  if (h->opts.hooks & SCALENE_HEAP_HOOK_MALLOC) {
+  if ((h->opts.hooks & SCALENE_HEAP_HOOK_MALLOC) && !preload_shim_active()) {
     rc = scalene__heap_install_hooks();
     if (rc == SCALENE_EBUSY || rc == SCALENE_EINVAL || rc == SCALENE_ENOTSUP ||
-        (rc == SCALENE_ENOMEM && scalene__interpose_slot_count() == 0)) {
+        (rc == SCALENE_ENOMEM &&
+         scalene__interpose_set_slot_count(SCALENE__INTERPOSE_SET_MALLOC) == 0)) {
+      if (rc == SCALENE_ENOMEM) h->hooks_installed = 1; /* installed, with no entry */
       scalene_heap_stop(h);
       return FAIL(err, rc, "scalene_heap_start: cannot hook the malloc family (%s)",
                                 scalene_err_name(rc));
@@ -404,8 +350,9 @@ int scalene_heap_get_stats(const scalene_heap_t *h, scalene_heap_stats_t *st) {
   st->frees_matched = atomic_load(&m->frees_matched);
   st->dropped = atomic_load(&m->dropped);
   st->live_bytes = (double)atomic_load(&m->live_bytes);
-  /* Every GOT entry rewritten now (by interpose.c, whose only user with
-   * the malloc family is this sampler): 0 means no hook is installed. */
-  st->hooked_objects = (unsigned int)scalene__interpose_slot_count();
+  /* The malloc family's GOT entries rewritten now: 0 means no malloc hook
+   * is installed (also while an LD_PRELOAD shim reports instead). */
+  st->hooked_objects =
+      (unsigned int)scalene__interpose_set_slot_count(SCALENE__INTERPOSE_SET_MALLOC);
   return 0;
 }

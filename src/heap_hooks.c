@@ -24,6 +24,7 @@
  * leave the table before its address can be handed out again. */
 #define _GNU_SOURCE
 #include "heap_internal.h"
+#include "hook_tls.h"
 #include "interpose.h"
 
 #include <errno.h>
@@ -35,11 +36,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TLS_IE __attribute__((tls_model("initial-exec")))
+#define TLS_IE SCALENE__TLS_IE
 
 static __thread int64_t tl_countdown TLS_IE; /* bytes until the next sample */
 static __thread uint64_t tl_rng TLS_IE;      /* xorshift64* state; 0 = not seeded */
-static __thread int tl_depth TLS_IE;         /* re-entrancy depth */
+/* The re-entrancy depth, shared with the memcpy hooks (hook_tls.h). */
+__thread int scalene__tl_depth SCALENE__TLS_SHARED;
+#define tl_depth scalene__tl_depth
 static __thread uint32_t tl_gen TLS_IE;      /* scalene__heap_gen the countdown was drawn for */
 
 /* Bumped at every start: a countdown drawn for an earlier start (perhaps
@@ -157,12 +160,12 @@ static int64_t draw_countdown(double mean) {
   return (int64_t)c + 1;
 }
 
-void scalene__heap_thread_ignore(void) { tl_depth = 1; }
-
-SCALENE_API void scalene_heap_enter(void) { tl_depth++; }
-SCALENE_API void scalene_heap_leave(void) {
-  if (tl_depth > 0) tl_depth--;
+void scalene__heap_thread_ignore(void) {
+  if (tl_depth == 0) scalene__depth_enter();
 }
+
+SCALENE_API void scalene_heap_enter(void) { scalene__depth_enter(); }
+SCALENE_API void scalene_heap_leave(void) { scalene__depth_leave(); }
 
 /* ------------------------------------------------------------ table */
 
@@ -269,7 +272,7 @@ static double now_sec(const struct scalene_heap *h) {
 /* The slow path of an allocation whose countdown crossed zero. */
 static void sample_alloc(struct scalene_heap *h, void *ptr, size_t size, uint32_t flags,
                          uintptr_t pc) {
-  tl_depth++;
+  scalene__depth_enter();
   double weight = scalene__heap_weight((double)size, h->mean);
   scalene_sample_context_t ctx;
   memset(&ctx, 0, sizeof ctx);
@@ -302,7 +305,7 @@ static void sample_alloc(struct scalene_heap *h, void *ptr, size_t size, uint32_
   atomic_fetch_add_explicit(&h->samples, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&h->live_bytes, (int64_t)weight, memory_order_relaxed);
 out:
-  tl_depth--;
+  scalene__depth_leave();
 }
 
 /* Counts an allocation of size bytes at ptr made by this thread. */
@@ -367,6 +370,14 @@ SCALENE_API void scalene_heap_record_alloc(void *ptr, size_t size, unsigned int 
 SCALENE_API void scalene_heap_record_free(void *ptr, unsigned int flags) {
   (void)flags;
   note_free(ptr, 0);
+}
+
+/* For an LD_PRELOAD shim's malloc family: what hook_malloc does after the
+ * real call. */
+SCALENE_API void scalene_heap_hook_alloc(void *ptr, size_t size, uintptr_t caller) {
+  if (!ptr || tl_depth != 0) return;
+  if (!atomic_load_explicit(&scalene__heap_active, memory_order_relaxed)) return;
+  note_alloc(ptr, size, 0, caller);
 }
 
 /* ------------------------------------------------------------ replacements */
@@ -498,7 +509,10 @@ int scalene__heap_install_hooks(void) {
       {"mmap64", (void *)hook_mmap64, (void **)&real_mmap64},
       {"munmap", (void *)hook_munmap, (void **)&real_munmap},
   };
-  return scalene__interpose_install(hooks, sizeof hooks / sizeof hooks[0]);
+  return scalene__interpose_install_set(SCALENE__INTERPOSE_SET_MALLOC, hooks,
+                                        sizeof hooks / sizeof hooks[0]);
 }
 
-int scalene__heap_remove_hooks(void) { return scalene__interpose_remove(); }
+int scalene__heap_remove_hooks(void) {
+  return scalene__interpose_remove_set(SCALENE__INTERPOSE_SET_MALLOC);
+}

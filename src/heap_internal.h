@@ -12,6 +12,7 @@
 #define SCALENE_HEAP_INTERNAL_H
 
 #include "internal.h"
+#include "loctab.h"
 
 #include <scalene/heap.h>
 
@@ -97,11 +98,7 @@ struct scalene_heap {
   int hooks_installed;
 
   /* The drain's own state (under lock). */
-  scalene_location_t *locs;   /* as the locator filled them (the interning key) */
-  scalene_location_t *res;    /* the same, pc-only ones symbolised (what is charged) */
-  size_t n_locs, locs_cap;
-  uint32_t *loc_index;        /* hash of location -> index + 1, 0 empty */
-  size_t loc_index_cap;
+  scalene__loctab_t loctab;   /* interned locations (loctab.h) */
   uint64_t *seq_keys;         /* seq + 1 -> location index (UINT32_MAX: none) */
   uint32_t *seq_vals;
   size_t seq_cap, seq_n;

@@ -16,8 +16,12 @@
  * pvalloc where present, and mmap/munmap) is patched in the GOT of every
  * loaded object at start, objects loaded later by dlopen are patched as they
  * arrive, and every entry is restored at stop: no re-exec, no LD_PRELOAD.
- * Allocators the library cannot see (Python's own, for one) report through
- * scalene_heap_record_alloc / scalene_heap_record_free.
+ * The memcpy sampler (memcpy.h) hooks other functions the same way; the two
+ * may run together and stop in any order.  Allocators the library cannot
+ * see (Python's own, for one) report through scalene_heap_record_alloc /
+ * scalene_heap_record_free; an LD_PRELOAD shim that interposes malloc
+ * reports through scalene_heap_hook_alloc instead, and then the library
+ * patches nothing for the malloc family.
  *
  * Samples reach the profile (stats.h, scalene_profile_add_memory) through a
  * lock-free buffer drained by the heap sampler's own thread.
@@ -70,7 +74,8 @@ SCALENE_API int scalene_heap_new(const scalene_heap_options_t *opts, scalene_pro
 SCALENE_API int scalene_heap_start(scalene_heap_t *h, scalene_error_t *err);
 
 /* Restores every hooked entry, drains the buffer into the profile and stops
- * the drain thread.  No hook is left installed afterwards.  Blocks that were
+ * the drain thread.  No malloc-family hook is left installed afterwards (a
+ * running memcpy sampler's hooks stay).  Blocks that were
  * sampled stay tracked, so a later start still credits their frees. */
 SCALENE_API int scalene_heap_stop(scalene_heap_t *h);
 
@@ -88,6 +93,25 @@ SCALENE_API void scalene_heap_record_alloc(void *ptr, size_t size, unsigned int 
 /* Reports that ptr, reported with scalene_heap_record_alloc, is freed. */
 SCALENE_API void scalene_heap_record_free(void *ptr, unsigned int flags);
 
+/* For an allocator that interposes malloc itself (an LD_PRELOAD shim):
+ * counts the block of `size` bytes at ptr as the library's own malloc
+ * hooks do: native share (not SCALENE_HEAP_PYTHON), not counted inside
+ * scalene_heap_enter/leave brackets or inside the sampler (its locator, its
+ * drain), and charged to `caller`, the return address the locator gets as
+ * ctx->pc (pass __builtin_return_address(0) of the shim's malloc).  Call it
+ * after the real allocation succeeded; report frees with
+ * scalene_heap_record_free(ptr, 0) before the real free, and realloc as
+ * record_free(old) before the real realloc, then hook_alloc(new) after.
+ * Async-signal-safe, allocation-free; a no-op when no heap sampler runs.
+ *
+ * While such a shim is loaded, scalene_heap_start does not patch the malloc
+ * family's GOT entries (the shim already sees every call; both would count
+ * each block twice), and scalene_heap_stats_t.hooked_objects stays 0.  The
+ * shim announces itself by exporting `int scalene_preload_active(void)`,
+ * found with dlsym(RTLD_DEFAULT) at start, which returns nonzero while it
+ * reports. */
+SCALENE_API void scalene_heap_hook_alloc(void *ptr, size_t size, uintptr_t caller);
+
 /* Brackets a call into an allocator that reports its blocks itself (a
  * PyMem_SetAllocator hook): between enter and the matching leave, the
  * calling thread's malloc-family calls are not counted by the hooks, and
@@ -104,7 +128,8 @@ typedef struct scalene_heap_stats {
   uint64_t frees_matched;     /* frees of sampled blocks */
   uint64_t dropped;           /* samples lost: buffer or table full */
   double live_bytes;          /* estimated bytes live now (sampled blocks not freed) */
-  unsigned int hooked_objects;/* GOT entries patched now (0: no hook installed) */
+  unsigned int hooked_objects;/* malloc-family GOT entries patched now (0: none, e.g.
+                               * stopped, or an LD_PRELOAD shim reports instead) */
 } scalene_heap_stats_t;
 
 SCALENE_API int scalene_heap_get_stats(const scalene_heap_t *h, scalene_heap_stats_t *st);

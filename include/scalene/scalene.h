@@ -4,6 +4,8 @@
  *   error.h    error codes and scalene_error_t
  *   stats.h    the profile: per-line, per-function and per-file records
  *   sampler.h  the CPU sampler
+ *   heap.h     the heap sampler (malloc and friends)
+ *   memcpy.h   the memcpy sampler (memcpy, strcpy and friends)
  *   output.h   JSON (write atomically, read back) and the terminal table
  *
  * Link with `pkg-config --cflags --libs scaleneprof`. */
@@ -15,6 +17,7 @@
 #include <scalene/stats.h>
 #include <scalene/sampler.h>
 #include <scalene/heap.h>
+#include <scalene/memcpy.h>
 #include <scalene/output.h>
 
 #endif /* SCALENE_SCALENE_H */
