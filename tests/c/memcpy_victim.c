@@ -44,3 +44,9 @@ size_t victim_copy_loop(void *d, const void *s, size_t total, size_t piece) {
  * sampler alongside. */
 void *victim_malloc(size_t n) { return malloc(n); }
 void victim_free(void *p) { free(p); }
+
+/* An LD_PRELOAD shim's announcement (heap.h), switched by the test: the
+ * test makes this object global (RTLD_NOLOAD | RTLD_GLOBAL) so that
+ * dlsym(RTLD_DEFAULT, "scalene_preload_active") finds it. */
+int victim_preload_on;
+int scalene_preload_active(void) { return victim_preload_on; }

@@ -53,13 +53,14 @@
 #define MiB (KiB * 1024)
 
 static __thread volatile int tl_phase; /* volatile: malloc is assumed not to read it */
+static _Atomic uintptr_t g_last_pc;     /* ctx->pc of the last located sample */
 
-/* Async-signal-safe: a TLS read and fixed-size writes. */
+/* Async-signal-safe: a TLS read, an atomic store and fixed-size writes. */
 static int phase_locator(const scalene_sample_context_t *ctx, scalene_location_t *loc,
                          void *arg) {
   (void)arg;
-  (void)ctx;
   int ph = tl_phase;
+  if (ph > 0) atomic_store(&g_last_pc, ctx->pc);
   if (ph <= 0) return SCALENE_LOCATE_SKIP;
   memcpy(loc->file, PHASE_FILE, sizeof PHASE_FILE);
   memcpy(loc->function, "phase", sizeof "phase");
@@ -491,6 +492,39 @@ static void test_mmap(void **state) {
   fx_free(&fx);
 }
 
+/* scalene_heap_hook_alloc, as an LD_PRELOAD shim calls it: native share,
+ * charged to the caller given, not counted inside enter/leave, and freed
+ * through scalene_heap_record_free.  64 KiB blocks at R = 4 KiB: s/R = 16,
+ * every block sampled (p = 1 - 1.1e-7) with weight s (to 1.1e-7). */
+static void test_hook_alloc(void **state) {
+  (void)state;
+  fixture_t fx;
+  fx_new(&fx, 4 * KiB, 0);
+  const uintptr_t caller = (uintptr_t)0x5ca1e0;
+  uintptr_t base = (uintptr_t)0x20000000;
+  tl_phase = 24;
+  for (int i = 0; i < 100; i++)
+    scalene_heap_hook_alloc((void *)(base + ((uintptr_t)i << 16)), 64 * KiB, caller);
+  assert_true(atomic_load(&g_last_pc) == caller);
+  uint64_t samples = hstats(fx.h).samples;
+  assert_int_equal(samples, 100);
+  scalene_heap_enter(); /* a bracketed allocator's inner malloc: not counted */
+  scalene_heap_hook_alloc((void *)(base + ((uintptr_t)100 << 16)), 64 * KiB, caller);
+  scalene_heap_leave();
+  assert_int_equal(hstats(fx.h).samples, samples);
+  for (int i = 0; i < 100; i++) scalene_heap_record_free((void *)(base + ((uintptr_t)i << 16)), 0);
+  tl_phase = 0;
+  assert_int_equal(scalene_heap_stop(fx.h), 0);
+  scalene_heap_hook_alloc((void *)base, 64 * KiB, caller); /* no sampler: a no-op */
+  const scalene_line_stats_t *l = line(fx.p, 24);
+  assert_non_null(l);
+  assert_within("(hook_alloc) native bytes", l->alloc_bytes, 100.0 * 64 * KiB, 1e-5);
+  assert_true(l->python_bytes == 0.0);
+  assert_true(fabs(l->freed_bytes - l->alloc_bytes) < 1.0);
+  assert_int_equal(hstats(fx.h).frees_matched, 100);
+  fx_free(&fx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_options),
@@ -503,6 +537,7 @@ int main(void) {
       cmocka_unit_test(test_statistics),
       cmocka_unit_test(test_enter_leave),
       cmocka_unit_test(test_mmap),
+      cmocka_unit_test(test_hook_alloc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -564,6 +564,48 @@ static void test_threads(void **state) {
   fx_free(&fx);
 }
 
+/* ------------------------------------------------------------ preload shim */
+
+/* With an LD_PRELOAD shim announcing itself (scalene_preload_active
+ * returning nonzero, found through dlsym(RTLD_DEFAULT)), the heap sampler
+ * patches no malloc entry; the memcpy sampler is unaffected.  The victim
+ * plays the shim: made global, its flag switched on for this test only. */
+static void test_preload_detected(void **state) {
+  (void)state;
+  void *g = dlopen(MEMCPY_VICTIM_SO, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL);
+  assert_non_null(g);
+  int *on = dlsym(V.handle, "victim_preload_on");
+  assert_non_null(on);
+  assert_non_null(dlsym(RTLD_DEFAULT, "scalene_preload_active"));
+  void *orig_malloc = victim_entry("malloc");
+  for (int shim = 1; shim >= 0; shim--) {
+    *on = shim;
+    fixture_t fx;
+    scalene_heap_t *h;
+    scalene_profile_t *hp;
+    both_running(&fx, &h, &hp);
+    if (shim) {
+      assert_int_equal(hstats(h).hooked_objects, 0);
+      assert_true(victim_entry("malloc") == orig_malloc);
+    } else {
+      assert_true(hstats(h).hooked_objects > 0);
+      assert_true(victim_entry("malloc") != orig_malloc);
+    }
+    assert_true(mstats(fx.m).hooked > 0);
+    copy_and_alloc(53);
+    assert_int_equal(scalene_heap_stop(h), 0);
+    assert_int_equal(scalene_memcpy_stop(fx.m), 0);
+    assert_int_equal(scalene__interpose_slot_count(), 0);
+    if (shim) assert_true(line_alloc(hp, 53) == 0.0); /* the shim would have reported it */
+    else assert_within("no shim: allocated", line_alloc(hp, 53), MiB, 1e-6);
+    assert_within("shim or not: copied", line_copy(fx.p, 53), MiB, four_sigma(16, PIECE, 4 * KiB));
+    scalene_heap_free(h);
+    scalene_profile_free(hp);
+    fx_free(&fx);
+  }
+  dlclose(g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_options),
@@ -574,6 +616,7 @@ int main(void) {
       cmocka_unit_test(test_start_stop),
       cmocka_unit_test(test_fork),
       cmocka_unit_test(test_threads),
+      cmocka_unit_test(test_preload_detected),
   };
   return cmocka_run_group_tests(tests, setup_victim, teardown_victim);
 }
