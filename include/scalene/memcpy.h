@@ -16,8 +16,12 @@
  * both samplers share one interposition, so they can run together), with
  * objects loaded later patched as they arrive and every entry restored at
  * stop.  Copies that the compiler inlines, and copies inside the C library
- * itself, are not seen.  Copies the hooks cannot see can be reported with
- * scalene_memcpy_record.
+ * itself, are not seen; nor are copies made inside either sampler (a
+ * locator's own copies, the drain threads) or between scalene_heap_enter
+ * and scalene_heap_leave.  Copies the hooks cannot see can be reported with
+ * scalene_memcpy_record.  Bytes counted: n for the mem* functions,
+ * n * sizeof(wchar_t) for wmem*, the bytes copied including the NUL for
+ * the str* functions (docs/memcpy.md).
  *
  * Thread-safety: the control functions must not be called concurrently on
  * one sampler; at most one memcpy sampler runs in a process at a time.
