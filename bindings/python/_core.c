@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <scalene/scalene.h>
+#include <scalene/memcpy.h>
 
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
 #define CORE_SUPPORTED 1
@@ -671,6 +672,7 @@ typedef struct ProfilerObject {
   scalene_profile_t *profile;
   scalene_sampler_t *sampler;
   scalene_heap_t *heap;        /* memory profiling (memory=True), else NULL */
+  scalene_memcpy_t *copy;      /* copy profiling: with the heap sampler, else NULL */
   core_filter filter;          /* the locator's argument; filled while running */
   /* the settings, as given */
   int profile_all;
@@ -717,16 +719,25 @@ static PyObject *profiler_new(PyTypeObject *type, PyObject *args, PyObject *kwds
   static char *kwlist[] = {"interval",      "signum",          "offcpu",
                            "program_path",  "profile_all",     "profile_only",
                            "profile_exclude", "exclude_prefixes", "own_prefix",
-                           "memory",        "malloc_sampling_bytes", NULL};
+                           "memory",        "malloc_sampling_bytes",
+                           "copy_sampling_bytes", NULL};
   double interval = 0.01;
   int signum = 0, offcpu = 1, profile_all = 0, memory = 0;
-  long long sampling_bytes = 1048576;
+  long long sampling_bytes = 1048576, copy_bytes = 0;
   PyObject *program_path = NULL, *own_prefix = NULL;
   PyObject *only = NULL, *exclude = NULL, *prefixes = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$dipUpOOOUpL:Profiler", kwlist, &interval,
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$dipUpOOOUpLL:Profiler", kwlist, &interval,
                                    &signum, &offcpu, &program_path, &profile_all, &only,
-                                   &exclude, &prefixes, &own_prefix, &memory, &sampling_bytes))
+                                   &exclude, &prefixes, &own_prefix, &memory, &sampling_bytes,
+                                   &copy_bytes))
     return NULL;
+  if (copy_bytes == 0)
+    copy_bytes = sampling_bytes;
+  if (copy_bytes < 0) {
+    PyErr_Format(PyExc_ValueError, "copy_sampling_bytes must be positive (0: as malloc), not %lld",
+                 copy_bytes);
+    return NULL;
+  }
   if (sampling_bytes <= 0) {
     PyErr_Format(PyExc_ValueError, "malloc_sampling_bytes must be positive, not %lld",
                  sampling_bytes);
@@ -801,6 +812,21 @@ static PyObject *profiler_new(PyTypeObject *type, PyObject *args, PyObject *kwds
       core_raise(st, rc, &err);
       goto fail;
     }
+    /* The copy sampler: same profile and locator.  The locator neither
+     * allocates nor calls the C library's copy functions (its fixed-size
+     * copies are inlined; objdump shows memcpy@plt only in core_str_set,
+     * which runs before any hook), and a copy made inside either sampler's
+     * slow path is not counted (the shared depth of hook_tls.h). */
+    scalene_memcpy_options_t copts;
+    scalene_memcpy_options_init(&copts);
+    copts.sampling_bytes = (uint64_t)copy_bytes;
+    copts.locator = core_locate;
+    copts.locator_arg = &self->filter;
+    rc = scalene_memcpy_new(&copts, self->profile, &self->copy, &err);
+    if (rc < 0) {
+      core_raise(st, rc, &err);
+      goto fail;
+    }
   }
   return (PyObject *)self;
 fail:
@@ -818,7 +844,11 @@ static int profiler_stop_impl(ProfilerObject *self)
   int hrc = 0;
   if (self->heap != NULL) {
     core_mem_restore();
-    hrc = scalene_heap_stop(self->heap);
+    if (self->copy != NULL)
+      hrc = scalene_memcpy_stop(self->copy);
+    int r = scalene_heap_stop(self->heap);
+    if (hrc == 0)
+      hrc = r;
   }
   int rc = scalene_sampler_stop(self->sampler);
   if (rc == 0)
@@ -846,6 +876,7 @@ static void profiler_dealloc(PyObject *op)
       PyErr_WriteUnraisable(op);
     PyErr_Restore(type, value, tb);
   }
+  scalene_memcpy_free(self->copy);
   scalene_heap_free(self->heap);
   scalene_sampler_free(self->sampler);
   scalene_profile_free(self->profile);
@@ -894,6 +925,15 @@ static PyObject *profiler_start(PyObject *op, PyObject *Py_UNUSED(ignored))
       core_filter_clear(&self->filter);
       return core_raise(st, rc, &err);
     }
+    if (self->copy != NULL) {
+      rc = scalene_memcpy_start(self->copy, &err);
+      if (rc < 0) {
+        (void)scalene_heap_stop(self->heap);
+        (void)scalene_sampler_stop(self->sampler);
+        core_filter_clear(&self->filter);
+        return core_raise(st, rc, &err);
+      }
+    }
     core_mem_install();
   }
   self->running = 1;
@@ -932,6 +972,8 @@ static PyObject *profiler_drain(PyObject *op, PyObject *Py_UNUSED(ignored))
     int rc = scalene_sampler_drain(self->sampler);
     if (rc == 0 && self->heap != NULL)
       rc = scalene_heap_drain(self->heap);
+    if (rc == 0 && self->copy != NULL)
+      rc = scalene_memcpy_drain(self->copy);
     if (rc < 0) {
       core_state *st = profiler_state(op);
       return st != NULL ? core_raise(st, rc, NULL) : NULL;
@@ -980,17 +1022,18 @@ static PyObject *profiler_set_program(PyObject *op, PyObject *args, PyObject *kw
 }
 
 PyDoc_STRVAR(profiler_write_json_doc,
-"write_json(path, *, memory=False, reduced=False)\n--\n\n"
-"Write the profile as Scalene-compatible JSON to path, atomically.");
+"write_json(path, *, memory=False, reduced=False, leaks=True)\n--\n\n"
+"Write the profile as Scalene-compatible JSON to path, atomically.  With\n"
+"leaks=False every file's \"leaks\" is {}.");
 
 static PyObject *profiler_write_json(PyObject *op, PyObject *args, PyObject *kwds)
 {
-  static char *kwlist[] = {"path", "memory", "reduced", NULL};
+  static char *kwlist[] = {"path", "memory", "reduced", "leaks", NULL};
   ProfilerObject *self = (ProfilerObject *)op;
   PyObject *path = NULL;
-  int memory = 0, reduced = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|$pp:write_json", kwlist, PyUnicode_FSConverter,
-                                   &path, &memory, &reduced))
+  int memory = 0, reduced = 0, leaks = 1;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|$ppp:write_json", kwlist,
+                                   PyUnicode_FSConverter, &path, &memory, &reduced, &leaks))
     return NULL;
   core_state *st = profiler_state(op);
   if (st == NULL) {
@@ -1001,12 +1044,15 @@ static PyObject *profiler_write_json(PyObject *op, PyObject *args, PyObject *kwd
     (void)scalene_sampler_drain(self->sampler);
     if (self->heap != NULL)
       (void)scalene_heap_drain(self->heap);
+    if (self->copy != NULL)
+      (void)scalene_memcpy_drain(self->copy);
   }
   scalene_profile_set_elapsed(self->profile, profiler_elapsed(self), self->start_absolute);
   scalene_output_options_t opts;
   scalene_output_options_init(&opts);
   opts.memory = memory;
   opts.reduced = reduced;
+  opts.leaks = leaks;
   scalene_error_t err;
   memset(&err, 0, sizeof err);
   int rc;
@@ -1025,7 +1071,8 @@ PyDoc_STRVAR(profiler_stats_doc,
 "skipped, threads_armed, threads_live; with memory profiling also 'heap':\n"
 "a dict of samples, frees_matched, dropped, live_bytes, hooked_objects (GOT\n"
 "entries patched now) and python_hooks (1 while Python's allocators are\n"
-"hooked).");
+"hooked), and 'copy': a dict of samples, dropped, copied_bytes and hooked\n"
+"(memcpy-family GOT entries patched now).");
 
 static PyObject *profiler_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
@@ -1068,6 +1115,26 @@ static PyObject *profiler_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
     return NULL;
   }
   Py_DECREF(hd);
+  if (self->copy == NULL)
+    return d;
+  scalene_memcpy_stats_t c;
+  memset(&c, 0, sizeof c);
+  c.size = sizeof c;
+  rc = scalene_memcpy_get_stats(self->copy, &c);
+  if (rc < 0) {
+    Py_DECREF(d);
+    core_state *st = profiler_state(op);
+    return st != NULL ? core_raise(st, rc, NULL) : NULL;
+  }
+  PyObject *cd = Py_BuildValue("{s:K,s:K,s:d,s:I}", "samples", (unsigned long long)c.samples,
+                               "dropped", (unsigned long long)c.dropped, "copied_bytes",
+                               c.copied_bytes, "hooked", c.hooked);
+  if (cd == NULL || PyDict_SetItemString(d, "copy", cd) < 0) {
+    Py_XDECREF(cd);
+    Py_DECREF(d);
+    return NULL;
+  }
+  Py_DECREF(cd);
   return d;
 }
 
@@ -1172,7 +1239,7 @@ PyDoc_STRVAR(profiler_doc,
 "Profiler(*, interval=0.01, signum=0, offcpu=True, program_path='',\n"
 "         profile_all=False, profile_only=(), profile_exclude=(),\n"
 "         exclude_prefixes=(), own_prefix='', memory=False,\n"
-"         malloc_sampling_bytes=1048576)\n--\n\n"
+"         malloc_sampling_bytes=1048576, copy_sampling_bytes=0)\n--\n\n"
 "A CPU profile of this process: per-thread CPU-clock sampling every\n"
 "`interval` seconds of each thread's CPU time.  Samples are charged to the\n"
 "innermost frame whose file starts with program_path (unless profile_all),\n"
@@ -1183,6 +1250,9 @@ PyDoc_STRVAR(profiler_doc,
 "the malloc family is hooked, and Python's RAW, MEM and OBJ allocators are\n"
 "wrapped (PyMem_SetAllocator) so that their blocks count as Python's;\n"
 "stop() restores Python's allocators, then removes the malloc hooks.\n"
+"Memory profiling includes copy profiling: the memcpy sampler (memcpy.h)\n"
+"with a mean of copy_sampling_bytes (0: malloc_sampling_bytes) bytes\n"
+"copied between samples, stopped before the heap sampler.\n"
 "Only one Profiler may run at a time.");
 
 static PyType_Slot profiler_slots[] = {
@@ -1214,20 +1284,21 @@ static PyObject *core_library_version(PyObject *Py_UNUSED(module), PyObject *Py_
 
 PyDoc_STRVAR(core_render_text_doc,
 "render_text(path, *, reduced=False, color=False, width=132,\n"
-"            cpu_percent_threshold=1.0)\n--\n\n"
+"            cpu_percent_threshold=1.0, leaks=True)\n--\n\n"
 "Load a JSON profile (ours or Scalene's) and render the terminal table as a\n"
 "str.  Raises Error('file:line:column: message') when it cannot be read.");
 
 static PyObject *core_render_text(PyObject *module, PyObject *args, PyObject *kwds)
 {
-  static char *kwlist[] = {"path", "reduced", "color", "width", "cpu_percent_threshold", NULL};
+  static char *kwlist[] = {"path",  "reduced", "color", "width", "cpu_percent_threshold",
+                           "leaks", NULL};
   core_state *st = core_get_state(module);
   PyObject *path = NULL;
-  int reduced = 0, color = 0, width = 132;
+  int reduced = 0, color = 0, width = 132, leaks = 1;
   double threshold = 1.0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|$ppid:render_text", kwlist,
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|$ppidp:render_text", kwlist,
                                    PyUnicode_FSConverter, &path, &reduced, &color, &width,
-                                   &threshold))
+                                   &threshold, &leaks))
     return NULL;
   if (width <= 0) {
     Py_DECREF(path);
@@ -1239,6 +1310,7 @@ static PyObject *core_render_text(PyObject *module, PyObject *args, PyObject *kw
   opts.color = color;
   opts.width = width;
   opts.cpu_percent_threshold = threshold;
+  opts.leaks = leaks;
   scalene_error_t err;
   memset(&err, 0, sizeof err);
   scalene_profile_t *p = NULL;
