@@ -164,7 +164,7 @@ def test_run_writes_scalene_profile(tmp_path):
     profile = json.loads((tmp_path / "scalene-profile.json").read_text())
     assert TOP_KEYS <= set(profile), TOP_KEYS - set(profile)
     assert profile["program"] == str(prog)
-    assert profile["memory"] is False
+    assert profile["memory"] is True  # memory is profiled by default, as in Scalene
     assert profile["elapsed_time_sec"] > 0.3
     assert str(prog) in profile["files"], list(profile["files"])
     detail = profile["files"][str(prog)]

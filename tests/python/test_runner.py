@@ -12,7 +12,7 @@ import signal
 
 import pytest
 
-from conftest import run_python, run_scalene, write
+from conftest import run_python, run_scalene, stderr_lines, write
 
 SAVED = b"Scalene: profile saved to "
 
@@ -272,11 +272,12 @@ def test_start_stop_under_run_off(tmp_path):
     assert ours.stdout == b"True\nTrue\nFalse\n"
 
 
-def test_start_outside_scalene_is_an_error(tmp_path):
+def test_start_stop_in_a_plain_interpreter(tmp_path):
+    # Outside `scalene run`, start() begins a session of its own and stop()
+    # writes the profile (tests/python/test_memory.py checks its contents).
     write(tmp_path / "prog.py", CONTROL)
     plain = run_python("prog.py", cwd=tmp_path)
-    assert plain.returncode == 1
-    assert plain.stdout == b"False\n"
-    lines = plain.stderr.decode().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("scalene: error:")
-    assert "scalene run --off" in lines[0]
+    assert plain.returncode == 0, plain.stderr.decode()
+    assert plain.stdout == b"False\nTrue\nFalse\n"
+    assert stderr_lines(plain)[0] == "Scalene: profile saved to scalene-profile.json"
+    assert json.loads((tmp_path / "scalene-profile.json").read_text())["memory"] is True

@@ -85,6 +85,20 @@ def _positive_bytes(text):
     return value
 
 
+DEFAULT_MALLOC_THRESHOLD = 100
+
+
+def _count(text):
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not an integer" % text) from None
+    if not 0 <= value <= 1 << 40:
+        raise argparse.ArgumentTypeError(
+            "%s must be a number of allocations from 0 to 2**40" % text)
+    return value
+
+
 def _percent(text):
     try:
         value = float(text)
@@ -184,18 +198,39 @@ def run_parser():
     p.add_argument("-o", "--outfile", default=DEFAULT_OUTFILE, metavar="FILE",
                    help="where to save the profile, kept exactly as given "
                         "(default: %(default)s)")
-    p.add_argument("--cpu-only", "--cpu", dest="cpu_only", action="store_true",
-                   help="profile CPU time only (the default for now; wins over --memory)")
-    p.add_argument("--memory", action="store_true",
-                   help="profile memory too: per-line allocation volume, peak, "
-                        "Python share and footprint (opt-in for now)")
+    p.add_argument("--cpu-only", dest="cpu_only", action="store_true",
+                   help="profile CPU time only: no memory or copy profiling "
+                        "(wins over --memory)")
+    p.add_argument("--cpu", action="store_true", default=None,
+                   help="profile CPU time; naming any of --cpu, --gpu, --memory "
+                        "profiles only what is named (CPU always); naming none "
+                        "profiles everything")
+    p.add_argument("--gpu", action="store_true", default=None,
+                   help="GPU profiling: not available yet in this version "
+                        "(a note is printed; GPU stays off)")
+    p.add_argument("--memory", action="store_true", default=None,
+                   help="profile memory and copies (the default when none of "
+                        "--cpu, --gpu, --memory is named)")
     p.add_argument("--allocation-sampling-window", type=_positive_bytes,
                    default=None, metavar="BYTES",
-                   help="mean bytes allocated between memory samples, a positive "
-                        "integer (default: 1048576)")
-    p.add_argument("--gpu", action="store_true",
-                   help="GPU profiling: not available yet in this version "
-                        "(a note is printed; CPU is profiled)")
+                   help="mean bytes allocated (and copied) between memory (and "
+                        "copy) samples, a positive integer, at most 2**40 "
+                        "(default: 1048576)")
+    p.add_argument("--copy-sampling-window", type=_positive_bytes,
+                   default=None, metavar="BYTES",
+                   help="mean bytes copied between copy samples (default: the "
+                        "allocation sampling window)")
+    p.add_argument("--malloc-threshold", type=_count, default=DEFAULT_MALLOC_THRESHOLD,
+                   metavar="N",
+                   help="a line is listed as a likely leak only if it has at "
+                        "least N sampled allocations or allocated at least 1 MiB "
+                        "(default: %(default)s)")
+    leak = p.add_mutually_exclusive_group()
+    leak.add_argument("--memory-leak-detector", dest="memory_leak_detector",
+                      action="store_true",
+                      help="report lines whose memory keeps growing (the default)")
+    leak.add_argument("--no-memory-leak-detector", dest="memory_leak_detector",
+                      action="store_false", help="do not report likely leaks")
     p.add_argument("--cpu-sampling-rate", type=_positive_seconds, default=0.01,
                    metavar="SEC",
                    help="mean CPU time between samples, in seconds, more than 0 "
@@ -228,8 +263,21 @@ def run_parser():
                             "with scalene.scalene_profiler.start()")
     p.add_argument("-m", dest="module", metavar="module",
                    help="run a library module as a script, as python3 -m does")
-    p.set_defaults(off=False)
+    p.set_defaults(off=False, memory_leak_detector=True)
     return p
+
+
+def resolve_kinds(options):
+    """Scalene's rule: naming any of --cpu, --gpu, --memory profiles CPU
+    (always) and what is named; naming none profiles everything.
+    --cpu-only turns memory and GPU off whatever else is named.  Sets
+    options.memory and options.gpu to booleans; GPU stays off (not built)."""
+    named = bool(options.cpu or options.gpu or options.memory)
+    memory = bool(options.memory) if named else True
+    options.memory = memory and not options.cpu_only
+    options.gpu = bool(options.gpu)  # named: a note says it is not available
+    options.cpu = True
+    return options
 
 
 def split_run_args(parser, argv):
@@ -294,7 +342,7 @@ def run_command(argv):
 
     parser = run_parser()
     ours, kind, target, prog_args = split_run_args(parser, argv)
-    options = parser.parse_args(ours)
+    options = resolve_kinds(parser.parse_args(ours))
     if kind is None:
         parser.print_usage(sys.stderr)
         return _error("no program to run: give a script path or -m module", 2)
@@ -368,7 +416,8 @@ def run_command(argv):
         _error("cannot save the profile: %s" % reason)
         status = status or 1
     else:
-        _stderr(saved_message(outfile, options.cpu_percent_threshold))
+        _stderr(saved_message(outfile, options.cpu_percent_threshold,
+                              leaks=options.memory_leak_detector or not options.memory))
         if session.samples() == 0:
             _stderr("Scalene: note: no samples were taken: the program did not run "
                     "long enough to profile%s.\n"
@@ -378,11 +427,13 @@ def run_command(argv):
     return status
 
 
-def saved_message(outfile, threshold=DEFAULT_THRESHOLD):
+def saved_message(outfile, threshold=DEFAULT_THRESHOLD, leaks=True):
     q = shlex.quote(outfile)
     extra = ""
     if threshold != DEFAULT_THRESHOLD:
         extra = "--cpu-percent-threshold %g " % threshold
+    if not leaks:
+        extra += "--no-memory-leak-detector "
     return ("Scalene: profile saved to %s\n"
             "  To view in the terminal: python3 -m scalene view --cli %s%s\n"
             "  To view: python3 -m scalene view %s%s\n" % (outfile, extra, q, extra, q))
@@ -415,6 +466,8 @@ def view_parser():
                    metavar="PCT",
                    help="leave out files and functions below PCT %% of the "
                         "time (default: %(default)s)")
+    p.add_argument("--no-memory-leak-detector", dest="leaks", action="store_false",
+                   help="do not print the likely leaks")
     p.add_argument("--html", action="store_true",
                    help="save the HTML view (not built yet in this version)")
     p.add_argument("--standalone", action="store_true",
@@ -448,7 +501,8 @@ def view_command(argv):
         width = max(80, shutil.get_terminal_size((132, 24)).columns)
     try:
         text = core.render_text(path, reduced=options.reduced, color=tty, width=width,
-                                cpu_percent_threshold=options.cpu_percent_threshold)
+                                cpu_percent_threshold=options.cpu_percent_threshold,
+                                leaks=options.leaks)
     except core.Error as e:
         return _error(e)
     if not options.cli:
