@@ -21,14 +21,18 @@ LD_LIBRARY_PATH, when python3-scalene is installed.
 
 For each program in bench/programs/ every variant runs N times, paired and
 interleaved (the order of the variants rotates every repetition, so that a
-drift of the machine's speed hits all of them alike).  Each child is
-reaped with os.wait4, which gives its own CPU time and peak RSS (ru_maxrss,
-including its waited-for descendants, e.g. Scalene's re-executed child).
+drift of the machine's speed hits all of them alike).  Each run goes
+through a small launcher process that forks, execs and reaps it with
+os.wait4, which gives the child's own wall time, CPU time and peak RSS
+(ru_maxrss, including its waited-for descendants, e.g. Scalene's
+re-executed child; see LAUNCHER for why not straight from this script).
 Per program and mode the script reports the ratio of the median profiled
 wall time to the median plain wall time, the geometric mean of the ratios,
 the same ratios of CPU time (user + system; steadier than wall time on a
 busy machine) and the peak RSS added (median profiled ru_maxrss minus
-median plain ru_maxrss, MiB).  The targets are judged on wall time and on
+median plain ru_maxrss, MiB).  With --statistic min the times are the
+fastest run's instead of the median (noise on a shared machine only adds
+time; RSS stays the median).  The targets are judged on wall time and on
 the RSS added:
 
   cpu     ours: geomean <= 1.03, no program above 1.08, below Scalene on
@@ -55,7 +59,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -84,33 +87,60 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
-def timed(cmd, env, cwd, timeout, errfile):
-    """Runs cmd; returns (wall s, CPU s, peak RSS MiB, error text or None).
-    The child is reaped with os.wait4, so CPU (user + system) and ru_maxrss
-    are this child's own (plus its waited-for descendants')."""
+def fastest(xs):
+    return min(xs) if xs else None
+
+
+# Runs argv[2:] as its child and writes "wall cpu maxrss_kib" to argv[1].
+# A process's ru_maxrss starts from the RSS of the process it was forked
+# from (exec keeps the high-water mark; vfork/posix_spawn share the parent's
+# memory), so a child spawned straight from this script would report at
+# least this script's RSS.  This launcher runs as `python3 -S -I`, about
+# 5.5 MiB, below any Python program's own peak; it forks, execs, and reaps
+# with os.wait4 (the child's own CPU and peak RSS, plus those of its
+# waited-for descendants, e.g. Scalene's re-executed child).
+LAUNCHER = r"""
+import os, sys, time
+out, cmd = sys.argv[1], sys.argv[2:]
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(cmd[0], cmd)
+    finally:
+        os._exit(127)
+_, st, ru = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+with open(out, "w") as f:
+    f.write(f"{wall!r} {ru.ru_utime + ru.ru_stime!r} {ru.ru_maxrss}\n")
+os._exit(os.WEXITSTATUS(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st))
+"""
+
+
+def timed(cmd, env, cwd, timeout, errfile, py):
+    """Runs cmd through LAUNCHER; returns (wall s, CPU s, peak RSS MiB,
+    error text or None)."""
+    result = Path(errfile).with_suffix(".rusage")
+    result.unlink(missing_ok=True)
     with open(errfile, "w+") as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err)
-        deadline = t0 + timeout
-        while True:
-            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                return None, None, None, f"timed out after {timeout} s: {' '.join(cmd)}"
-            time.sleep(0.002)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc = subprocess.Popen([py, "-S", "-I", "-c", LAUNCHER, str(result)] + cmd, env=env,
+                                cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            return None, None, None, f"timed out after {timeout} s: {' '.join(cmd)}"
         if proc.returncode != 0:
             err.seek(0)
             text = err.read()[-2000:]
             return None, None, None, f"exit {proc.returncode}: {' '.join(cmd)}\n{text}"
-    cpu = ru.ru_utime + ru.ru_stime
-    return wall, cpu, ru.ru_maxrss / MIB, None
+    try:
+        wall, cpu, rss = result.read_text().split()
+    except (OSError, ValueError) as e:
+        return None, None, None, f"no resource usage from the launcher ({e}): {' '.join(cmd)}"
+    return float(wall), float(cpu), int(rss) / MIB, None
 
 
 def copy_seen(path):
@@ -182,10 +212,13 @@ def make_variants(args, tmp, modes):
 
 
 def fmt(x, spec):
-    return format(x, spec) if x is not None else "-"
+    if x is not None:
+        return format(x, spec)
+    width = spec.split(".")[0]
+    return format("-", ">" + width) if width.isdigit() else "-"
 
 
-def report_mode(mode, programs, med, cmed, rss, have_sc):
+def report_mode(mode, programs, med, cmed, rss, have_sc, stat):
     """Prints one mode's table and targets; returns (JSON section, targets)."""
     spec = MODES[mode]
     o, s = spec["ours"], spec["scalene"]
@@ -222,7 +255,7 @@ def report_mode(mode, programs, med, cmed, rss, have_sc):
           f"{fmt(g['scalene_ratio'], '7.3f')} || {fmt(g['ours_cpu_ratio'], '8.3f')} | "
           f"{fmt(g['scalene_cpu_ratio'], '7.3f')} || {'':>9} | "
           f"{fmt(rmax['ours_rss_added_mib'], '9.1f')} | {fmt(rmax['scalene_rss_added_mib'], '8.1f')}")
-    print("(ours, scalene: ratios of median wall time to plain; cpu: the same for user+system time;"
+    print(f"(ours, scalene: ratios of {stat} wall time to plain; cpu: the same for user+system time;"
           " +MiB: peak RSS added)")
 
     ours = [r["ours_ratio"] for r in rows]
@@ -265,6 +298,8 @@ def main(argv=None):
     ap.add_argument("-n", "--repetitions", type=int, default=5, help="runs of each variant (default 5)")
     ap.add_argument("--mode", choices=("cpu", "memory", "all"), default="all",
                     help="cpu: CPU-only profiling; memory: CPU + memory + copy; all: both (default)")
+    ap.add_argument("--statistic", choices=("median", "min"), default="median",
+                    help="time of a variant: median of its runs (default) or the fastest run")
     ap.add_argument("--python", default="/usr/bin/python3", help="interpreter (default /usr/bin/python3)")
     ap.add_argument("--build", help="build tree whose pybuild/ and .libs/ to use for ours")
     ap.add_argument("--programs", nargs="+", default=PROGRAMS, metavar="PROG",
@@ -297,7 +332,8 @@ def main(argv=None):
                 k = rep % len(names)
                 for v in names[k:] + names[:k]:
                     build, env = variants[v]
-                    wall, cpu, rss, err = timed(build(path), env, tmp, args.timeout, tmp / "stderr")
+                    wall, cpu, rss, err = timed(build(path), env, tmp, args.timeout, tmp / "stderr",
+                                                args.python)
                     if err:
                         failures.append(f"{prog} [{v}] {err}")
                         print(f"FAILED {prog} [{v}]: {err}", file=sys.stderr)
@@ -312,22 +348,25 @@ def main(argv=None):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    med = {p: {v: median(t) for v, t in d.items()} for p, d in times.items()}
-    cmed = {p: {v: median(t) for v, t in d.items()} for p, d in cpus.items()}
+    pick = fastest if args.statistic == "min" else median
+    med = {p: {v: pick(t) for v, t in d.items()} for p, d in times.items()}
+    cmed = {p: {v: pick(t) for v, t in d.items()} for p, d in cpus.items()}
     rmed = {p: {v: median(t) for v, t in d.items()} for p, d in rsss.items()}
     ncpu = os.cpu_count() or 1
     print(f"{args.repetitions} repetitions; load average {load0:.2f} at the start, "
           f"{load1:.2f} at the end, {ncpu} CPUs"
           + ("  -- WARNING: a busy machine; wall-time ratios are noisy, see the CPU-time columns"
              if max(load0, load1) > 0.5 * ncpu else ""))
-    doc = {"repetitions": args.repetitions, "python": args.python, "loadavg": [load0, load1],
+    doc = {"repetitions": args.repetitions, "statistic": args.statistic, "python": args.python,
+           "loadavg": [load0, load1],
            "runs": {p: {v: {"wall": times[p][v], "cpu": cpus[p][v], "maxrss_mib": rsss[p][v]}
                         for v in names} for p in args.programs},
            "modes": {}, "failures": failures}
     all_targets = {}
     for mode in modes:
         have_sc = MODES[mode]["scalene"] in names
-        section, targets = report_mode(mode, args.programs, med, cmed, rmed, have_sc)
+        section, targets = report_mode(mode, args.programs, med, cmed, rmed, have_sc,
+                                       args.statistic)
         doc["modes"][mode] = section
         all_targets.update({f"{mode}:{k}": v for k, v in targets.items()})
         if mode == "memory":
