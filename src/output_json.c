@@ -30,6 +30,7 @@ void scalene_output_options_init(scalene_output_options_t *opts) {
   opts->width = 132;
   opts->memory = 0;
   opts->leaks = 1;
+  opts->malloc_threshold = 0;
 }
 
 const scalene_output_options_t *scalene__output_options(const scalene_output_options_t *opts,
@@ -362,7 +363,9 @@ static json_object *file_leaks(const scalene_profile_t *p, size_t f,
   size_t n = 0;
   const scalene_line_stats_t *r;
   for (size_t i = 0; (r = scalene_profile_file_line(p, f, i)) != NULL; i++)
-    if (scalene__leak(r, info->elapsed_sec, &l[n].likelihood, &l[n].velocity)) l[n++].line = r->line;
+    if (scalene__leak(r, info->elapsed_sec, &l[n].likelihood, &l[n].velocity) &&
+        (r->alloc_samples >= opts->malloc_threshold || r->alloc_bytes >= MB))
+      l[n++].line = r->line;
   qsort(l, n, sizeof *l, cmp_leak);
   for (size_t i = 0; i < n; i++) {
     char key[16];

@@ -252,7 +252,8 @@ static int cmp_peak(const void *a, const void *b) {
 
 /* After a file's table (memory profiles): the five lines with the highest
  * peak above 1 MB, like Scalene's "Top PEAK memory consumption", then the
- * likely leaks when opts->leaks. */
+ * likely leaks when opts->leaks: those of the JSON's "leaks" (the same rule
+ * and opts->malloc_threshold). */
 static void file_memory_summary(const view_t *v, const scalene_profile_t *p, size_t fi) {
   FILE *f = v->f;
   const scalene_file_stats_t *fs = scalene_profile_file(p, fi);
@@ -279,7 +280,8 @@ static void file_memory_summary(const view_t *v, const scalene_profile_t *p, siz
   if (!v->opts->leaks) return;
   for (size_t i = 0; (r = scalene_profile_file_line(p, fi, i)) != NULL; i++) {
     double likelihood, velocity;
-    if (scalene__leak(r, v->elapsed, &likelihood, &velocity))
+    if (scalene__leak(r, v->elapsed, &likelihood, &velocity) &&
+        (r->alloc_samples >= v->opts->malloc_threshold || r->alloc_bytes >= MB))
       fprintf(f,
               "Possible memory leak identified at line %u (estimated likelihood: %.0f%%, "
               "velocity: %.2f MB/s)\n",

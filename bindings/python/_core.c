@@ -1022,18 +1022,22 @@ static PyObject *profiler_set_program(PyObject *op, PyObject *args, PyObject *kw
 }
 
 PyDoc_STRVAR(profiler_write_json_doc,
-"write_json(path, *, memory=False, reduced=False, leaks=True)\n--\n\n"
+"write_json(path, *, memory=False, reduced=False, leaks=True,\n"
+"           malloc_threshold=0)\n--\n\n"
 "Write the profile as Scalene-compatible JSON to path, atomically.  With\n"
-"leaks=False every file's \"leaks\" is {}.");
+"leaks=False every file's \"leaks\" is {}; a likely leak is listed only\n"
+"with at least malloc_threshold sampled allocations or 1 MiB allocated.");
 
 static PyObject *profiler_write_json(PyObject *op, PyObject *args, PyObject *kwds)
 {
-  static char *kwlist[] = {"path", "memory", "reduced", "leaks", NULL};
+  static char *kwlist[] = {"path", "memory", "reduced", "leaks", "malloc_threshold", NULL};
   ProfilerObject *self = (ProfilerObject *)op;
   PyObject *path = NULL;
   int memory = 0, reduced = 0, leaks = 1;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|$ppp:write_json", kwlist,
-                                   PyUnicode_FSConverter, &path, &memory, &reduced, &leaks))
+  unsigned long long threshold = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|$pppK:write_json", kwlist,
+                                   PyUnicode_FSConverter, &path, &memory, &reduced, &leaks,
+                                   &threshold))
     return NULL;
   core_state *st = profiler_state(op);
   if (st == NULL) {
@@ -1053,6 +1057,7 @@ static PyObject *profiler_write_json(PyObject *op, PyObject *args, PyObject *kwd
   opts.memory = memory;
   opts.reduced = reduced;
   opts.leaks = leaks;
+  opts.malloc_threshold = (uint64_t)threshold;
   scalene_error_t err;
   memset(&err, 0, sizeof err);
   int rc;
@@ -1284,21 +1289,22 @@ static PyObject *core_library_version(PyObject *Py_UNUSED(module), PyObject *Py_
 
 PyDoc_STRVAR(core_render_text_doc,
 "render_text(path, *, reduced=False, color=False, width=132,\n"
-"            cpu_percent_threshold=1.0, leaks=True)\n--\n\n"
+"            cpu_percent_threshold=1.0, leaks=True, malloc_threshold=0)\n--\n\n"
 "Load a JSON profile (ours or Scalene's) and render the terminal table as a\n"
 "str.  Raises Error('file:line:column: message') when it cannot be read.");
 
 static PyObject *core_render_text(PyObject *module, PyObject *args, PyObject *kwds)
 {
   static char *kwlist[] = {"path",  "reduced", "color", "width", "cpu_percent_threshold",
-                           "leaks", NULL};
+                           "leaks", "malloc_threshold", NULL};
   core_state *st = core_get_state(module);
   PyObject *path = NULL;
   int reduced = 0, color = 0, width = 132, leaks = 1;
   double threshold = 1.0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|$ppidp:render_text", kwlist,
+  unsigned long long malloc_threshold = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|$ppidpK:render_text", kwlist,
                                    PyUnicode_FSConverter, &path, &reduced, &color, &width,
-                                   &threshold, &leaks))
+                                   &threshold, &leaks, &malloc_threshold))
     return NULL;
   if (width <= 0) {
     Py_DECREF(path);
@@ -1311,6 +1317,7 @@ static PyObject *core_render_text(PyObject *module, PyObject *args, PyObject *kw
   opts.width = width;
   opts.cpu_percent_threshold = threshold;
   opts.leaks = leaks;
+  opts.malloc_threshold = (uint64_t)malloc_threshold;
   scalene_error_t err;
   memset(&err, 0, sizeof err);
   scalene_profile_t *p = NULL;

@@ -24,6 +24,9 @@ typedef struct scalene_output_options {
   int width;                    /* text: line width; default 132 */
   int memory;                   /* JSON "memory" flag: memory was profiled */
   int leaks;                    /* report likely leaks (JSON "leaks", text); default 1 */
+  uint64_t malloc_threshold;    /* a likely leak is reported only with at least this many
+                                 * sampled allocations (alloc_samples) or at least 1 MiB
+                                 * allocated (alloc_bytes); default 0 */
 } scalene_output_options_t;
 
 /* Sets every field of *opts to its default. */

@@ -81,6 +81,8 @@ SMALL_LEAK = """\
 keep = []
 for i in range(200):
     keep.append(bytearray(4000))
+junk = bytearray(2 << 20)  # 2 MiB allocated in the file: the view shows it
+del junk
 print(len(keep))
 """
 
@@ -97,9 +99,17 @@ def test_malloc_threshold(tmp_path):
     print("line 3:", rec["n_mallocs"], rec["n_malloc_mb"], prog_file(prof)["leaks"])
     assert 10 <= rec["n_mallocs"] < 1000 and rec["n_malloc_mb"] < 1.0, rec
     assert "3" in prog_file(prof)["leaks"]
-    prof, _ = run_json(tmp_path, SMALL_LEAK, *window, "--malloc-threshold", "1000",
-                       out="high.json")
+    prof, proc = run_json(tmp_path, SMALL_LEAK, *window, "--malloc-threshold", "1000",
+                          out="high.json")
     assert "3" not in prog_file(prof)["leaks"], prog_file(prof)["leaks"]
+    hint = [ln for ln in proc.stderr.decode().splitlines() if "view --cli" in ln]
+    assert hint and "--malloc-threshold 1000" in hint[0], proc.stderr
+    # The view applies the same rule, with its own --malloc-threshold.
+    for threshold, shown in (("10", True), ("1000", False)):
+        view = run_scalene("view", "--cli", "--malloc-threshold", threshold, "low.json",
+                           cwd=tmp_path)
+        assert view.returncode == 0
+        assert (b"Possible memory leak identified at line 3 " in view.stdout) is shown
 
 
 # ---------------------------------------------------------------- threads

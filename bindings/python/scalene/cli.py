@@ -417,7 +417,8 @@ def run_command(argv):
         status = status or 1
     else:
         _stderr(saved_message(outfile, options.cpu_percent_threshold,
-                              leaks=options.memory_leak_detector or not options.memory))
+                              leaks=options.memory_leak_detector or not options.memory,
+                              malloc_threshold=options.malloc_threshold))
         if session.samples() == 0:
             _stderr("Scalene: note: no samples were taken: the program did not run "
                     "long enough to profile%s.\n"
@@ -427,13 +428,16 @@ def run_command(argv):
     return status
 
 
-def saved_message(outfile, threshold=DEFAULT_THRESHOLD, leaks=True):
+def saved_message(outfile, threshold=DEFAULT_THRESHOLD, leaks=True,
+                  malloc_threshold=DEFAULT_MALLOC_THRESHOLD):
     q = shlex.quote(outfile)
     extra = ""
     if threshold != DEFAULT_THRESHOLD:
         extra = "--cpu-percent-threshold %g " % threshold
     if not leaks:
         extra += "--no-memory-leak-detector "
+    elif malloc_threshold != DEFAULT_MALLOC_THRESHOLD:
+        extra += "--malloc-threshold %d " % malloc_threshold
     return ("Scalene: profile saved to %s\n"
             "  To view in the terminal: python3 -m scalene view --cli %s%s\n"
             "  To view: python3 -m scalene view %s%s\n" % (outfile, extra, q, extra, q))
@@ -468,6 +472,10 @@ def view_parser():
                         "time (default: %(default)s)")
     p.add_argument("--no-memory-leak-detector", dest="leaks", action="store_false",
                    help="do not print the likely leaks")
+    p.add_argument("--malloc-threshold", type=_count, default=DEFAULT_MALLOC_THRESHOLD,
+                   metavar="N",
+                   help="print a likely leak only if its line has at least N sampled "
+                        "allocations or allocated at least 1 MiB (default: %(default)s)")
     p.add_argument("--html", action="store_true",
                    help="save the HTML view (not built yet in this version)")
     p.add_argument("--standalone", action="store_true",
@@ -502,7 +510,8 @@ def view_command(argv):
     try:
         text = core.render_text(path, reduced=options.reduced, color=tty, width=width,
                                 cpu_percent_threshold=options.cpu_percent_threshold,
-                                leaks=options.leaks)
+                                leaks=options.leaks,
+                                malloc_threshold=options.malloc_threshold)
     except core.Error as e:
         return _error(e)
     if not options.cli:

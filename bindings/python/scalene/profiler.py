@@ -184,9 +184,7 @@ class Session:
         """Writes the profile atomically; raises _core.Error."""
         self.profiler.write_json(path, memory=self.memory,
                                  reduced=bool(getattr(self.options, "reduced_profile", False)),
-                                 leaks=self.leaks)
-        if self.memory and self.leaks and self.malloc_threshold > 0:
-            apply_malloc_threshold(path, self.malloc_threshold)
+                                 leaks=self.leaks, malloc_threshold=self.malloc_threshold)
 
     def samples(self):
         """Samples taken so far (on the CPU and off it), or None if the
@@ -201,42 +199,3 @@ class Session:
     def is_forked_child(self):
         return os.getpid() != self.pid
 
-
-def apply_malloc_threshold(path, threshold):
-    """--malloc-threshold: drops from the JSON's per-file "leaks" every line
-    with fewer than `threshold` sampled allocations (n_mallocs) that also
-    allocated less than 1 MiB (n_malloc_mb < 1).  The file is rewritten
-    atomically, and only when a leak was dropped."""
-    import json
-    import tempfile
-    with open(path, "rb") as f:
-        doc = json.load(f)
-    dropped = False
-    for detail in doc.get("files", {}).values():
-        leaks = detail.get("leaks") or {}
-        if not leaks:
-            continue
-        by_line = {rec.get("lineno"): rec for rec in detail.get("lines", ())}
-        for key in list(leaks):
-            rec = by_line.get(int(key), {})
-            if rec.get("n_mallocs", 0) < threshold and rec.get("n_malloc_mb", 0.0) < 1.0:
-                del leaks[key]
-                dropped = True
-    if not dropped:
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(doc, sort_keys=True, indent=4, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        mode = os.stat(path).st_mode & 0o777
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
