@@ -5,7 +5,7 @@ and strings, some kept in a bounded pool so that the heap also grows and
 shrinks, the rest freed at once."""
 import sys
 
-ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 120_000
+ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 240_000
 
 
 class Record:
