@@ -55,6 +55,7 @@ struct scalene_heap *_Atomic scalene__heap_active;
 static void *(*real_malloc)(size_t);
 static void *(*real_calloc)(size_t, size_t);
 static void *(*real_realloc)(void *, size_t);
+static void *(*real_reallocarray)(void *, size_t, size_t);
 static void (*real_free)(void *);
 static int (*real_posix_memalign)(void **, size_t, size_t);
 static void *(*real_aligned_alloc)(size_t, size_t);
@@ -411,6 +412,27 @@ static void *hook_realloc(void *old, size_t n) {
   return p;
 }
 
+/* glibc's reallocarray calls realloc through libc's own PLT entry, which
+ * the realloc hook sees, but charged to a pc inside libc.  This hook
+ * charges the caller instead: the inner realloc runs inside a depth
+ * bracket (its allocation is not counted again; the old block already
+ * left the table here). */
+static void *hook_reallocarray(void *old, size_t nmemb, size_t size) {
+  if (__builtin_expect(!real_reallocarray, 0)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t total;
+  int overflow = __builtin_mul_overflow(nmemb, size, &total);
+  int count = tl_depth == 0;
+  if (old && !overflow) note_free(old, 0); /* on overflow the call fails, old stays */
+  scalene__depth_enter();
+  void *p = real_reallocarray(old, nmemb, size);
+  scalene__depth_leave();
+  if (p && !overflow && total && count) note_alloc(p, total, 0, PC());
+  return p;
+}
+
 static void hook_free(void *p) {
   if (p) note_free(p, 0);
   if (__builtin_expect(real_free != NULL, 1)) real_free(p);
@@ -499,6 +521,7 @@ int scalene__heap_install_hooks(void) {
       {"malloc", (void *)hook_malloc, (void **)&real_malloc},
       {"calloc", (void *)hook_calloc, (void **)&real_calloc},
       {"realloc", (void *)hook_realloc, (void **)&real_realloc},
+      {"reallocarray", (void *)hook_reallocarray, (void **)&real_reallocarray},
       {"free", (void *)hook_free, (void **)&real_free},
       {"posix_memalign", (void *)hook_posix_memalign, (void **)&real_posix_memalign},
       {"aligned_alloc", (void *)hook_aligned_alloc, (void **)&real_aligned_alloc},

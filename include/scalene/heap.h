@@ -12,7 +12,7 @@
  * allocated it: live bytes, peaks and leak candidates follow from that.
  *
  * Interception: with SCALENE_HEAP_HOOK_MALLOC the malloc family (malloc,
- * calloc, realloc, free, posix_memalign, aligned_alloc, memalign, valloc,
+ * calloc, realloc, reallocarray, free, posix_memalign, aligned_alloc, memalign, valloc,
  * pvalloc where present, and mmap/munmap) is patched in the GOT of every
  * loaded object at start, objects loaded later by dlopen are patched as they
  * arrive, and every entry is restored at stop: no re-exec, no LD_PRELOAD.

@@ -475,18 +475,27 @@ static void test_mmap(void **state) {
   void *a = aligned_alloc(4096, 64 * KiB);
   void *pm = NULL;
   assert_int_equal(posix_memalign(&pm, 64, 64 * KiB), 0);
+  /* reallocarray: 1 MiB, then grown to 2 MiB (the 1 MiB block freed) */
+  void *ra = reallocarray(NULL, 16, 64 * KiB);
+  assert_non_null(ra);
+  ra = reallocarray(ra, 32, 64 * KiB);
+  assert_non_null(ra);
   escape(c);
   escape(a);
   escape(pm);
+  escape(ra);
   tl_phase = 0;
   assert_int_equal(scalene_heap_drain(fx.h), 0);
-  /* 10 MiB mapped, 1 MiB calloc, 2 x 64 KiB aligned; the shared mapping not */
-  assert_within("(mmap) anon + aligned", line_alloc(fx.p, 8), 11.125 * MiB, 0.01);
+  /* 10 MiB mapped, 1 MiB calloc, 2 x 64 KiB aligned, 1 + 2 MiB by
+   * reallocarray; the shared mapping not */
+  assert_within("(mmap) anon + aligned", line_alloc(fx.p, 8), 14.125 * MiB, 0.01);
+  assert_within("(reallocarray) grown block freed", line_freed(fx.p, 8), 1.0 * MiB, 0.01);
   for (int i = 0; i < 10; i++) munmap(m[i], MiB);
   munmap(shared, MiB);
   free(c);
   free(a);
   free(pm);
+  free(ra);
   assert_int_equal(scalene_heap_stop(fx.h), 0);
   assert_true(fabs(line_freed(fx.p, 8) - line_alloc(fx.p, 8)) < 1.0);
   fx_free(&fx);
