@@ -23,12 +23,15 @@ typedef struct build_state {
 } build_state_t;
 
 /* Whether an object's file name is one of the system libraries whose code is
- * called both by the interpreter and by extensions. */
+ * called both by the interpreter and by extensions.  The sanitizer runtimes
+ * count as such: their interceptors stand in for libc's functions (a
+ * program built with -fsanitize=address calls clock_gettime in libasan),
+ * so their caller decides as it would for libc. */
 static int is_system_object(const char *path) {
   static const char *const prefixes[] = {
       "libc.so",   "libc-",        "libm.so",    "libm-",    "libpthread", "libdl.so",
       "libdl-",    "librt.so",     "librt-",     "ld-linux", "ld64.so",    "linux-vdso",
-      "linux-gate"};
+      "linux-gate", "libasan.so", "libubsan.so", "liblsan.so", "libtsan.so"};
   const char *base = strrchr(path, '/');
   base = base != NULL ? base + 1 : path;
   for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
