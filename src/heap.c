@@ -107,7 +107,8 @@ int scalene_heap_new(const scalene_heap_options_t *opts, scalene_profile_t *prof
   h->mean = (double)opts->sampling_bytes;
   h->table_cap = pow2_at_least(opts->table_capacity);
   h->table_mask = h->table_cap - 1;
-  h->table_map_len = h->table_cap * (sizeof(scalene__heap_entry_t) + sizeof(uint32_t));
+  h->table_map_len = h->table_cap * (sizeof(scalene__heap_entry_t) + sizeof(uint32_t)) +
+                     SCALENE__HEAP_PAGE_BUCKETS * sizeof(uint32_t);
   h->table_map = map_zeroed(h->table_map_len);
   h->ring_cap = pow2_at_least(opts->buffer_capacity);
   h->ring_mask = h->ring_cap - 1;
@@ -122,8 +123,12 @@ int scalene_heap_new(const scalene_heap_options_t *opts, scalene_profile_t *prof
   h->table = h->table_map;
   h->counts = (_Atomic uint32_t *)(void *)((char *)h->table_map +
                                            h->table_cap * sizeof(scalene__heap_entry_t));
+  h->pages = (_Atomic uint32_t *)(void *)((char *)h->table_map +
+                                          h->table_cap * (sizeof(scalene__heap_entry_t) +
+                                                          sizeof(uint32_t)));
   h->ring = h->ring_map;
-  for (size_t i = 0; i < h->ring_cap; i++) atomic_init(&h->ring[i].turn, i);
+  /* The ring's turns are relative to the slot index: zero pages are a
+   * ready ring (heap_hooks.c). */
   pthread_mutex_init(&h->lock, NULL);
   pthread_once(&g_atfork_once, atfork_register);
   *out = h;

@@ -170,6 +170,11 @@ SCALENE_API void scalene_heap_leave(void) { scalene__depth_leave(); }
 
 /* ------------------------------------------------------------ table */
 
+static size_t page_of(uintptr_t p) {
+  uint64_t x = (uint64_t)(p >> 12) * 0x9E3779B97F4A7C15ULL;
+  return (size_t)(x >> 52) & (SCALENE__HEAP_PAGE_BUCKETS - 1);
+}
+
 static size_t home_of(const struct scalene_heap *h, uintptr_t p) {
   uint64_t x = (uint64_t)(p >> 3) * 0x9E3779B97F4A7C15ULL;
   return (size_t)(x >> 20) & h->table_mask;
@@ -181,7 +186,8 @@ static size_t home_of(const struct scalene_heap *h, uintptr_t p) {
  * stop at the first EMPTY slot. */
 static int table_insert(struct scalene_heap *h, uintptr_t p, double weight, uint64_t seq,
                         uint32_t flags) {
-  size_t home = home_of(h, p);
+  size_t home = home_of(h, p), page = page_of(p);
+  atomic_fetch_add_explicit(&h->pages[page], 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&h->counts[home], 1, memory_order_relaxed);
   for (size_t i = 0; i < SCALENE__HEAP_PROBE; i++) {
     scalene__heap_entry_t *e = &h->table[(home + i) & h->table_mask];
@@ -195,12 +201,15 @@ static int table_insert(struct scalene_heap *h, uintptr_t p, double weight, uint
     return 0;
   }
   atomic_fetch_sub_explicit(&h->counts[home], 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&h->pages[page], 1, memory_order_relaxed);
   return -1;
 }
 
 /* Removes p.  Returns 1 and fills the out parameters when p was sampled. */
 static int table_remove(struct scalene_heap *h, uintptr_t p, double *weight, uint64_t *seq,
                         uint32_t *flags) {
+  size_t page = page_of(p);
+  if (atomic_load_explicit(&h->pages[page], memory_order_acquire) == 0) return 0;
   size_t home = home_of(h, p);
   if (atomic_load_explicit(&h->counts[home], memory_order_acquire) == 0) return 0;
   for (size_t i = 0; i < SCALENE__HEAP_PROBE; i++) {
@@ -215,6 +224,7 @@ static int table_remove(struct scalene_heap *h, uintptr_t p, double *weight, uin
      * bug): a plain CAS from p suffices. */
     if (!atomic_compare_exchange_strong(&e->key, &k, SCALENE__HEAP_KEY_TOMB)) return 0;
     atomic_fetch_sub_explicit(&h->counts[home], 1, memory_order_release);
+    atomic_fetch_sub_explicit(&h->pages[page], 1, memory_order_release);
     return 1;
   }
   return 0;
@@ -223,12 +233,15 @@ static int table_remove(struct scalene_heap *h, uintptr_t p, double *weight, uin
 /* ------------------------------------------------------------ ring */
 
 /* Reserves a slot; returns it (to be filled, then published), or NULL when
- * the ring is full. */
+ * the ring is full.  Each slot's turn is stored relative to its index
+ * (stored = turn - index): the zero pages of a fresh ring already read
+ * "ready for the first producer", so nothing writes the ring at creation
+ * and pages that are never used are never made resident. */
 static scalene__heap_rec_t *ring_reserve(struct scalene_heap *h, uint64_t *pos_out) {
   uint64_t pos = atomic_load_explicit(&h->ring_head, memory_order_relaxed);
   for (;;) {
     scalene__heap_rec_t *r = &h->ring[pos & h->ring_mask];
-    uint64_t turn = atomic_load_explicit(&r->turn, memory_order_acquire);
+    uint64_t turn = atomic_load_explicit(&r->turn, memory_order_acquire) + (pos & h->ring_mask);
     int64_t dif = (int64_t)(turn - pos);
     if (dif == 0) {
       if (atomic_compare_exchange_weak_explicit(&h->ring_head, &pos, pos + 1,
@@ -244,14 +257,15 @@ static scalene__heap_rec_t *ring_reserve(struct scalene_heap *h, uint64_t *pos_o
   }
 }
 
-static void ring_publish(scalene__heap_rec_t *r, uint64_t pos) {
-  atomic_store_explicit(&r->turn, pos + 1, memory_order_release);
+static void ring_publish(const struct scalene_heap *h, scalene__heap_rec_t *r, uint64_t pos) {
+  atomic_store_explicit(&r->turn, pos + 1 - (pos & h->ring_mask), memory_order_release);
 }
 
 int scalene__heap_ring_pop(struct scalene_heap *h, scalene__heap_rec_t *out) {
   uint64_t pos = h->ring_tail;
-  scalene__heap_rec_t *r = &h->ring[pos & h->ring_mask];
-  uint64_t turn = atomic_load_explicit(&r->turn, memory_order_acquire);
+  uint64_t idx = pos & h->ring_mask;
+  scalene__heap_rec_t *r = &h->ring[idx];
+  uint64_t turn = atomic_load_explicit(&r->turn, memory_order_acquire) + idx;
   if (turn != pos + 1) return 0;
   out->kind = r->kind;
   out->flags = r->flags;
@@ -259,7 +273,7 @@ int scalene__heap_ring_pop(struct scalene_heap *h, scalene__heap_rec_t *out) {
   out->seq = r->seq;
   out->time_sec = r->time_sec;
   if (r->kind == SCALENE__HEAP_REC_ALLOC) memcpy(&out->loc, &r->loc, sizeof out->loc);
-  atomic_store_explicit(&r->turn, pos + h->ring_cap, memory_order_release);
+  atomic_store_explicit(&r->turn, pos + h->ring_cap - idx, memory_order_release);
   h->ring_tail = pos + 1;
   return 1;
 }
@@ -298,11 +312,11 @@ static void sample_alloc(struct scalene_heap *h, void *ptr, size_t size, uint32_
     if (found != SCALENE_LOCATE_SKIP)
       atomic_fetch_add_explicit(&h->dropped, 1, memory_order_relaxed);
     r->kind = 0;
-    ring_publish(r, pos);
+    ring_publish(h, r, pos);
     goto out;
   }
   r->kind = SCALENE__HEAP_REC_ALLOC;
-  ring_publish(r, pos);
+  ring_publish(h, r, pos);
   atomic_fetch_add_explicit(&h->samples, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&h->live_bytes, (int64_t)weight, memory_order_relaxed);
 out:
@@ -357,7 +371,7 @@ static inline void note_free(void *ptr, int is_munmap) {
   r->weight = weight;
   r->seq = seq;
   r->time_sec = now_sec(h);
-  ring_publish(r, pos);
+  ring_publish(h, r, pos);
 }
 
 /* ------------------------------------------------------------ public record API */
@@ -379,6 +393,65 @@ SCALENE_API void scalene_heap_hook_alloc(void *ptr, size_t size, uintptr_t calle
   if (!ptr || tl_depth != 0) return;
   if (!atomic_load_explicit(&scalene__heap_active, memory_order_relaxed)) return;
   note_alloc(ptr, size, 0, caller);
+}
+
+/* ------------------------------------------------------------ wrapped allocators */
+
+/* The functions of scalene_heap_wrap_allocator.  An allocation runs the
+ * inner allocator inside a depth bracket (its malloc-family calls, and a
+ * nested wrapped allocator's, are not counted) and is counted after it, at
+ * the caller's depth; a free leaves the table before the inner free, since
+ * once that returns the address may be another thread's. */
+static void *wrap_malloc(void *ctx, size_t size) {
+  const scalene_heap_wrapper_t *w = ctx;
+  scalene__depth_enter();
+  void *p = w->inner.malloc(w->inner.ctx, size);
+  scalene__depth_leave();
+  if (p && tl_depth == 0) note_alloc(p, size, w->flags, (uintptr_t)__builtin_return_address(0));
+  return p;
+}
+
+static void *wrap_calloc(void *ctx, size_t nelem, size_t elsize) {
+  const scalene_heap_wrapper_t *w = ctx;
+  scalene__depth_enter();
+  void *p = w->inner.calloc(w->inner.ctx, nelem, elsize);
+  scalene__depth_leave();
+  size_t total;
+  if (p && tl_depth == 0 && !__builtin_mul_overflow(nelem, elsize, &total))
+    note_alloc(p, total, w->flags, (uintptr_t)__builtin_return_address(0));
+  return p;
+}
+
+static void *wrap_realloc(void *ctx, void *ptr, size_t size) {
+  const scalene_heap_wrapper_t *w = ctx;
+  if (ptr) note_free(ptr, 0);
+  scalene__depth_enter();
+  void *p = w->inner.realloc(w->inner.ctx, ptr, size);
+  scalene__depth_leave();
+  if (p && tl_depth == 0) note_alloc(p, size, w->flags, (uintptr_t)__builtin_return_address(0));
+  return p;
+}
+
+static void wrap_free(void *ctx, void *ptr) {
+  const scalene_heap_wrapper_t *w = ctx;
+  if (ptr) note_free(ptr, 0);
+  w->inner.free(w->inner.ctx, ptr);
+}
+
+SCALENE_API int scalene_heap_wrap_allocator(scalene_heap_wrapper_t *w,
+                                            const scalene_allocator_t *inner, unsigned int flags,
+                                            scalene_allocator_t *out) {
+  if (!w || !inner || !out || !inner->malloc || !inner->calloc || !inner->realloc ||
+      !inner->free || (flags & ~(unsigned int)SCALENE_HEAP_PYTHON))
+    return SCALENE_EINVAL;
+  w->inner = *inner;
+  w->flags = flags;
+  out->ctx = w;
+  out->malloc = wrap_malloc;
+  out->calloc = wrap_calloc;
+  out->realloc = wrap_realloc;
+  out->free = wrap_free;
+  return 0;
 }
 
 /* ------------------------------------------------------------ replacements */

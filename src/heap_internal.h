@@ -26,6 +26,11 @@
 #define SCALENE__HEAP_KEY_TOMB ((uintptr_t)1)
 #define SCALENE__HEAP_KEY_BUSY ((uintptr_t)2)
 
+/* Buckets of the page filter: sampled blocks counted by a hash of the page
+ * of their address.  16 KiB, so that it stays in the cache: a free whose
+ * bucket is 0 (nearly every free) touches nothing else of the table. */
+#define SCALENE__HEAP_PAGE_BUCKETS 4096
+
 /* Slots probed from a pointer's home slot before the table counts as full. */
 #define SCALENE__HEAP_PROBE 64
 
@@ -48,7 +53,7 @@ enum { SCALENE__HEAP_REC_ALLOC = 1, SCALENE__HEAP_REC_FREE = 2 };
  * for the consumer when turn == position + 1, for producers when
  * turn == position). */
 typedef struct scalene__heap_rec {
-  _Atomic uint64_t turn;
+  _Atomic uint64_t turn; /* stored relative to the slot index: turn - index */
   uint32_t kind;   /* SCALENE__HEAP_REC_* */
   uint32_t flags;
   double weight;
@@ -68,6 +73,7 @@ struct scalene_heap {
    * is 0 needs no probing). */
   scalene__heap_entry_t *table;
   _Atomic uint32_t *counts;
+  _Atomic uint32_t *pages;    /* the page filter: SCALENE__HEAP_PAGE_BUCKETS counts */
   size_t table_cap, table_mask; /* power of two */
   void *table_map;
   size_t table_map_len;

@@ -96,7 +96,8 @@ int scalene_memcpy_new(const scalene_memcpy_options_t *opts, scalene_profile_t *
   }
   m->ring_map = p;
   m->ring = p;
-  for (size_t i = 0; i < m->ring_cap; i++) atomic_init(&m->ring[i].turn, i);
+  /* The ring's turns are relative to the slot index: zero pages are a
+   * ready ring (memcpy_hooks.c). */
   pthread_mutex_init(&m->lock, NULL);
   pthread_once(&g_atfork_once, atfork_register);
   *out = m;

@@ -116,11 +116,15 @@ static int64_t draw_countdown(double mean) {
 
 /* ------------------------------------------------------------ ring */
 
+/* Vyukov's bounded queue, with each slot's turn stored relative to its
+ * index (stored = turn - index): the zero pages of a fresh ring already
+ * read "ready for the first producer", so nothing writes the ring at
+ * creation and pages that are never used are never made resident. */
 static scalene__memcpy_rec_t *ring_reserve(struct scalene_memcpy *m, uint64_t *pos_out) {
   uint64_t pos = atomic_load_explicit(&m->ring_head, memory_order_relaxed);
   for (;;) {
     scalene__memcpy_rec_t *r = &m->ring[pos & m->ring_mask];
-    uint64_t turn = atomic_load_explicit(&r->turn, memory_order_acquire);
+    uint64_t turn = atomic_load_explicit(&r->turn, memory_order_acquire) + (pos & m->ring_mask);
     int64_t dif = (int64_t)(turn - pos);
     if (dif == 0) {
       if (atomic_compare_exchange_weak_explicit(&m->ring_head, &pos, pos + 1,
@@ -138,15 +142,16 @@ static scalene__memcpy_rec_t *ring_reserve(struct scalene_memcpy *m, uint64_t *p
 
 int scalene__memcpy_ring_pop(struct scalene_memcpy *m, scalene__memcpy_rec_t *out) {
   uint64_t pos = m->ring_tail;
-  scalene__memcpy_rec_t *r = &m->ring[pos & m->ring_mask];
-  uint64_t turn = atomic_load_explicit(&r->turn, memory_order_acquire);
+  uint64_t idx = pos & m->ring_mask;
+  scalene__memcpy_rec_t *r = &m->ring[idx];
+  uint64_t turn = atomic_load_explicit(&r->turn, memory_order_acquire) + idx;
   if (turn != pos + 1) return 0;
   out->found = r->found;
   out->unattributed = r->unattributed;
   out->weight = r->weight;
   out->time_sec = r->time_sec;
   if (r->found) memcpy(&out->loc, &r->loc, sizeof out->loc);
-  atomic_store_explicit(&r->turn, pos + m->ring_cap, memory_order_release);
+  atomic_store_explicit(&r->turn, pos + m->ring_cap - idx, memory_order_release);
   m->ring_tail = pos + 1;
   return 1;
 }
@@ -173,7 +178,7 @@ static void sample_copy(struct scalene_memcpy *m, size_t n, uintptr_t pc) {
   r->time_sec = (double)(scalene__heap_now_ns() - m->start_ns) * 1e-9;
   r->unattributed = found != SCALENE_LOCATE_FOUND;
   r->found = found != SCALENE_LOCATE_SKIP;
-  atomic_store_explicit(&r->turn, pos + 1, memory_order_release);
+  atomic_store_explicit(&r->turn, pos + 1 - (pos & m->ring_mask), memory_order_release);
   if (found != SCALENE_LOCATE_SKIP) {
     atomic_fetch_add_explicit(&m->samples, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->copied_bytes, (int64_t)weight, memory_order_relaxed);

@@ -24,7 +24,7 @@
  * sampler's: a slot is ready for the consumer when turn == position + 1,
  * for producers when turn == position). */
 typedef struct scalene__memcpy_rec {
-  _Atomic uint64_t turn;
+  _Atomic uint64_t turn; /* stored relative to the slot index: turn - index */
   uint32_t found;  /* 1: loc is valid; 0: an empty record (locator said SKIP) */
   uint32_t unattributed; /* the locator said UNATTRIBUTED */
   double weight;

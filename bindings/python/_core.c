@@ -573,74 +573,25 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
 
 /* ------------------------------------------------------------------ Python's allocators
  *
- * ASYNC-SIGNAL-SAFE and allocation-free apart from the wrapped allocator:
- * with memory profiling on, these replace the RAW, MEM and OBJ allocators
- * (PyMem_SetAllocator).  Each one brackets the original allocator with
- * scalene_heap_enter/leave (heap.h), so that the malloc hooks do not count
- * the malloc an allocator makes and an OBJ allocation that falls back to
- * RAW is counted once, as Python's, and reports its block with
- * scalene_heap_record_alloc/free (which call core_locate, itself
- * allocation-free).  The RAW domain runs without the GIL, so these may run
- * on any thread at once; they only read core_mem_orig, which is written
- * with the GIL held while no hook is installed and never cleared, so that a
- * thread still inside a hook after stop() restored the originals keeps a
- * valid allocator. */
+ * With memory profiling on, the RAW, MEM and OBJ allocators are replaced
+ * (PyMem_SetAllocator) by the library's wrappers of the originals
+ * (scalene_heap_wrap_allocator, heap.h): one call into the library per
+ * allocation or free, which counts each block once, as Python's, and keeps
+ * the malloc hooks from counting the malloc an allocator makes; the
+ * wrappers call core_locate, itself allocation-free.  The RAW domain runs
+ * without the GIL, so they may run on any thread at once; they only read
+ * core_mem_wrap, which is written with the GIL held while no wrapper is
+ * installed and never cleared, so that a thread still inside a wrapper
+ * after stop() restored the originals keeps a valid allocator. */
 
 static PyMemAllocatorEx core_mem_orig[3]; /* RAW, MEM, OBJ: what start() replaced */
+static scalene_heap_wrapper_t core_mem_wrap[3];
 static int core_mem_installed;
-
-static void *core_mem_malloc(void *ctx, size_t size)
-{
-  const PyMemAllocatorEx *a = ctx;
-  scalene_heap_enter();
-  void *p = a->malloc(a->ctx, size);
-  if (p != NULL)
-    scalene_heap_record_alloc(p, size, SCALENE_HEAP_PYTHON);
-  scalene_heap_leave();
-  return p;
-}
-
-static void *core_mem_calloc(void *ctx, size_t nelem, size_t elsize)
-{
-  const PyMemAllocatorEx *a = ctx;
-  scalene_heap_enter();
-  void *p = a->calloc(a->ctx, nelem, elsize);
-  if (p != NULL && (elsize == 0 || nelem <= SIZE_MAX / elsize))
-    scalene_heap_record_alloc(p, nelem * elsize, SCALENE_HEAP_PYTHON);
-  scalene_heap_leave();
-  return p;
-}
-
-/* A realloc is the free of the old block (reported before the call: after
- * it the address may belong to another thread) and the allocation of the
- * new one. */
-static void *core_mem_realloc(void *ctx, void *ptr, size_t size)
-{
-  const PyMemAllocatorEx *a = ctx;
-  scalene_heap_enter();
-  if (ptr != NULL)
-    scalene_heap_record_free(ptr, SCALENE_HEAP_PYTHON);
-  void *p = a->realloc(a->ctx, ptr, size);
-  if (p != NULL)
-    scalene_heap_record_alloc(p, size, SCALENE_HEAP_PYTHON);
-  scalene_heap_leave();
-  return p;
-}
-
-static void core_mem_free(void *ctx, void *ptr)
-{
-  const PyMemAllocatorEx *a = ctx;
-  scalene_heap_enter();
-  if (ptr != NULL)
-    scalene_heap_record_free(ptr, SCALENE_HEAP_PYTHON);
-  a->free(a->ctx, ptr);
-  scalene_heap_leave();
-}
 
 static const PyMemAllocatorDomain core_mem_domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
                                                         PYMEM_DOMAIN_OBJ};
 
-/* Installs the hooks; with the GIL held. */
+/* Installs the wrappers; with the GIL held. */
 static void core_mem_install(void)
 {
   if (core_mem_installed)
@@ -648,8 +599,13 @@ static void core_mem_install(void)
   for (int i = 0; i < 3; i++)
     PyMem_GetAllocator(core_mem_domains[i], &core_mem_orig[i]);
   for (int i = 0; i < 3; i++) {
-    PyMemAllocatorEx hook = {&core_mem_orig[i], core_mem_malloc, core_mem_calloc,
-                             core_mem_realloc, core_mem_free};
+    scalene_allocator_t inner = {core_mem_orig[i].ctx, core_mem_orig[i].malloc,
+                                 core_mem_orig[i].calloc, core_mem_orig[i].realloc,
+                                 core_mem_orig[i].free};
+    scalene_allocator_t out;
+    if (scalene_heap_wrap_allocator(&core_mem_wrap[i], &inner, SCALENE_HEAP_PYTHON, &out) != 0)
+      continue; /* cannot happen: CPython's allocators have all four functions */
+    PyMemAllocatorEx hook = {out.ctx, out.malloc, out.calloc, out.realloc, out.free};
     PyMem_SetAllocator(core_mem_domains[i], &hook);
   }
   core_mem_installed = 1;

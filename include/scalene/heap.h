@@ -112,6 +112,44 @@ SCALENE_API void scalene_heap_record_free(void *ptr, unsigned int flags);
  * reports. */
 SCALENE_API void scalene_heap_hook_alloc(void *ptr, size_t size, uintptr_t caller);
 
+/* An allocator given as a context and four functions: the shape of
+ * CPython's PyMemAllocatorEx, so that one converts to the other field by
+ * field. */
+typedef struct scalene_allocator {
+  void *ctx;
+  void *(*malloc)(void *ctx, size_t size);
+  void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
+  void *(*realloc)(void *ctx, void *ptr, size_t new_size);
+  void (*free)(void *ctx, void *ptr);
+} scalene_allocator_t;
+
+/* The state of one wrapped allocator (scalene_heap_wrap_allocator).  The
+ * caller provides it and keeps it alive, unchanged, for as long as any
+ * thread may still call through the wrapper: in practice for the life of
+ * the process, since a thread may be inside an allocation when the wrapper
+ * is taken out again. */
+typedef struct scalene_heap_wrapper {
+  scalene_allocator_t inner;
+  unsigned int flags; /* SCALENE_HEAP_PYTHON, or 0 */
+} scalene_heap_wrapper_t;
+
+/* Fills *out with an allocator that calls `inner` and reports its blocks to
+ * the running heap sampler with `flags`: what scalene_heap_enter, a call of
+ * the inner allocator, scalene_heap_leave and scalene_heap_record_alloc /
+ * _record_free would do, in one call from the allocator's caller into this
+ * library instead of three or four.  The malloc-family calls the inner
+ * allocator makes are not counted again, and a wrapped allocator that
+ * calls another wrapped one counts once.  *w is filled from inner and
+ * flags, and out->ctx points to it.  Meant for PyMem_SetAllocator: every
+ * allocation and free of the interpreter goes through these functions, so
+ * their common path costs a thread-local subtraction, a branch and a probe
+ * of a 16 KiB filter.  Returns 0, or SCALENE_EINVAL (a NULL argument or
+ * inner function, or unknown flags).  The wrapper functions are
+ * async-signal-safe and allocation-free apart from the inner allocator. */
+SCALENE_API int scalene_heap_wrap_allocator(scalene_heap_wrapper_t *w,
+                                            const scalene_allocator_t *inner, unsigned int flags,
+                                            scalene_allocator_t *out);
+
 /* Brackets a call into an allocator that reports its blocks itself (a
  * PyMem_SetAllocator hook): between enter and the matching leave, the
  * calling thread's malloc-family calls are not counted by the hooks, and

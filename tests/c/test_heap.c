@@ -501,6 +501,66 @@ static void test_mmap(void **state) {
   fx_free(&fx);
 }
 
+/* scalene_heap_wrap_allocator: an allocator backed by malloc, wrapped as
+ * Python's, and a second wrapped allocator that calls the first (as
+ * CPython's OBJ domain falls back to RAW).  64 KiB blocks at R = 4 KiB are
+ * all sampled with weight s (to 1.1e-7): every byte counts exactly once,
+ * as Python's, though the malloc hooks also see the inner mallocs. */
+static void *inner_malloc(void *ctx, size_t n) { (void)ctx; return malloc(n); }
+static void *inner_calloc(void *ctx, size_t a, size_t b) { (void)ctx; return calloc(a, b); }
+static void *inner_realloc(void *ctx, void *p, size_t n) { (void)ctx; return realloc(p, n); }
+static void inner_free(void *ctx, void *p) { (void)ctx; free(p); }
+
+static scalene_allocator_t g_raw; /* the wrapped malloc-backed allocator */
+static void *outer_malloc(void *ctx, size_t n) { (void)ctx; return g_raw.malloc(g_raw.ctx, n); }
+static void *outer_calloc(void *ctx, size_t a, size_t b) {
+  (void)ctx;
+  return g_raw.calloc(g_raw.ctx, a, b);
+}
+static void *outer_realloc(void *ctx, void *p, size_t n) {
+  (void)ctx;
+  return g_raw.realloc(g_raw.ctx, p, n);
+}
+static void outer_free(void *ctx, void *p) { (void)ctx; g_raw.free(g_raw.ctx, p); }
+
+static void test_wrap_allocator(void **state) {
+  (void)state;
+  static scalene_heap_wrapper_t w_raw, w_obj;
+  scalene_allocator_t raw = {NULL, inner_malloc, inner_calloc, inner_realloc, inner_free};
+  scalene_allocator_t obj = {NULL, outer_malloc, outer_calloc, outer_realloc, outer_free};
+  scalene_allocator_t wobj;
+  assert_int_equal(scalene_heap_wrap_allocator(&w_raw, &raw, SCALENE_HEAP_PYTHON, &g_raw), 0);
+  assert_int_equal(scalene_heap_wrap_allocator(&w_obj, &obj, SCALENE_HEAP_PYTHON, &wobj), 0);
+  assert_ptr_equal(g_raw.ctx, &w_raw);
+  scalene_allocator_t bad = raw;
+  bad.free = NULL;
+  assert_int_equal(scalene_heap_wrap_allocator(&w_raw, &bad, 0, &g_raw), SCALENE_EINVAL);
+  assert_int_equal(scalene_heap_wrap_allocator(&w_raw, &raw, 0x80, &g_raw), SCALENE_EINVAL);
+  assert_int_equal(scalene_heap_wrap_allocator(NULL, &raw, 0, &g_raw), SCALENE_EINVAL);
+
+  fixture_t fx;
+  fx_new(&fx, 4 * KiB, SCALENE_HEAP_HOOK_MALLOC);
+  tl_phase = 25;
+  void *b[16];
+  for (int i = 0; i < 8; i++) b[i] = g_raw.malloc(g_raw.ctx, 64 * KiB); /* 512 KiB */
+  for (int i = 8; i < 16; i++) b[i] = wobj.calloc(wobj.ctx, 1, 64 * KiB); /* 512 KiB, nested */
+  b[0] = wobj.realloc(wobj.ctx, b[0], 128 * KiB); /* frees 64 KiB, allocates 128 KiB */
+  for (int i = 0; i < 16; i++) assert_non_null(b[i]);
+  tl_phase = 0;
+  assert_int_equal(scalene_heap_drain(fx.h), 0);
+  const scalene_line_stats_t *l = line(fx.p, 25);
+  assert_non_null(l);
+  assert_within("(wrap) counted once", l->alloc_bytes, 1152.0 * KiB, 1e-5);
+  assert_within("(wrap) as Python's", l->python_bytes, 1152.0 * KiB, 1e-5);
+  for (int i = 0; i < 16; i++) {
+    if (i % 2) g_raw.free(g_raw.ctx, b[i]);
+    else wobj.free(wobj.ctx, b[i]);
+  }
+  assert_int_equal(scalene_heap_stop(fx.h), 0);
+  assert_true(fabs(l->freed_bytes - l->alloc_bytes) < 1.0);
+  fx_free(&fx);
+}
+
 /* scalene_heap_hook_alloc, as an LD_PRELOAD shim calls it: native share,
  * charged to the caller given, not counted inside enter/leave, and freed
  * through scalene_heap_record_free.  64 KiB blocks at R = 4 KiB: s/R = 16,
@@ -547,6 +607,7 @@ int main(void) {
       cmocka_unit_test(test_enter_leave),
       cmocka_unit_test(test_mmap),
       cmocka_unit_test(test_hook_alloc),
+      cmocka_unit_test(test_wrap_allocator),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
