@@ -14,6 +14,8 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -268,8 +270,10 @@ static void *drain_main(void *arg) {
   struct scalene_heap *h = arg;
   scalene__heap_thread_ignore();
   while (!atomic_load(&h->stop_requested)) {
+    /* Sleeps the period, or until stop sets stop_requested and wakes it:
+     * a stop does not wait out the period. */
     struct timespec ts = {0, DRAIN_PERIOD_NS};
-    nanosleep(&ts, NULL);
+    syscall(SYS_futex, (int *)&h->stop_requested, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
     scalene_heap_drain(h);
   }
   return NULL;
@@ -337,6 +341,7 @@ int scalene_heap_stop(scalene_heap_t *h) {
   atomic_compare_exchange_strong(&scalene__heap_active, &expected, NULL);
   if (h->thread_started) {
     atomic_store(&h->stop_requested, 1);
+    syscall(SYS_futex, (int *)&h->stop_requested, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     if (h->owner_pid == getpid()) pthread_join(h->thread, NULL);
     h->thread_started = 0;
   }

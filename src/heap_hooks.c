@@ -324,13 +324,12 @@ out:
 }
 
 /* Counts an allocation of size bytes at ptr made by this thread. */
-static inline void note_alloc(void *ptr, size_t size, uint32_t flags, uintptr_t pc) {
-  int64_t c = tl_countdown - (int64_t)(size > INT64_MAX ? INT64_MAX : size);
+/* The slow path of note_alloc: the countdown crossed zero, or was drawn
+ * for an earlier start.  Out of line, so that the fast path stays a few
+ * instructions with no registers to save. */
+static __attribute__((noinline)) void note_alloc_slow(void *ptr, size_t size, uint32_t flags,
+                                                      uintptr_t pc, int64_t c) {
   uint32_t gen = atomic_load_explicit(&scalene__heap_gen, memory_order_relaxed);
-  if (__builtin_expect(c > 0 && tl_gen == gen, 1)) {
-    tl_countdown = c;
-    return;
-  }
   struct scalene_heap *h = atomic_load_explicit(&scalene__heap_active, memory_order_acquire);
   if (!h) {
     tl_countdown = c > 0 ? c : 1; /* sample nothing while no sampler runs */
@@ -339,7 +338,7 @@ static inline void note_alloc(void *ptr, size_t size, uint32_t flags, uintptr_t 
   if (tl_rng == 0 || tl_gen != gen) { /* first allocation since start: draw, then count */
     if (tl_rng == 0) rng_seed();
     tl_gen = gen;
-    c = draw_countdown(h->mean) - (int64_t)size;
+    c = draw_countdown(h->mean) - (int64_t)(size > INT64_MAX ? INT64_MAX : size);
     if (c > 0) {
       tl_countdown = c;
       return;
@@ -349,15 +348,24 @@ static inline void note_alloc(void *ptr, size_t size, uint32_t flags, uintptr_t 
   sample_alloc(h, ptr, size, flags, pc);
 }
 
-/* Credits the free of ptr if it was sampled (mmap: only MMAP entries). */
-static inline void note_free(void *ptr, int is_munmap) {
-  struct scalene_heap *h = atomic_load_explicit(&scalene__heap_active, memory_order_acquire);
-  if (!h || !ptr) return;
+/* Counts an allocation of size bytes at ptr made by this thread. */
+static inline __attribute__((always_inline)) void note_alloc(void *ptr, size_t size,
+                                                             uint32_t flags, uintptr_t pc) {
+  int64_t c = tl_countdown - (int64_t)(size > INT64_MAX ? INT64_MAX : size);
+  if (__builtin_expect(c > 0 && tl_gen == atomic_load_explicit(&scalene__heap_gen,
+                                                               memory_order_relaxed), 1)) {
+    tl_countdown = c;
+    return;
+  }
+  note_alloc_slow(ptr, size, flags, pc, c);
+}
+
+/* The slow path of note_free: ptr's page bucket is not empty. */
+static __attribute__((noinline)) void note_free_slow(struct scalene_heap *h, void *ptr) {
   double weight;
   uint64_t seq;
   uint32_t flags;
   if (!table_remove(h, (uintptr_t)ptr, &weight, &seq, &flags)) return;
-  (void)is_munmap;
   atomic_fetch_add_explicit(&h->frees_matched, 1, memory_order_relaxed);
   atomic_fetch_sub_explicit(&h->live_bytes, (int64_t)weight, memory_order_relaxed);
   uint64_t pos;
@@ -372,6 +380,18 @@ static inline void note_free(void *ptr, int is_munmap) {
   r->seq = seq;
   r->time_sec = now_sec(h);
   ring_publish(h, r, pos);
+}
+
+/* Credits the free of ptr if it was sampled (mmap: only MMAP entries).
+ * The page filter is checked inline: nearly every free ends there. */
+static inline __attribute__((always_inline)) void note_free(void *ptr, int is_munmap) {
+  (void)is_munmap;
+  struct scalene_heap *h = atomic_load_explicit(&scalene__heap_active, memory_order_acquire);
+  if (!h || !ptr) return;
+  if (__builtin_expect(atomic_load_explicit(&h->pages[page_of((uintptr_t)ptr)],
+                                            memory_order_acquire) == 0, 1))
+    return;
+  note_free_slow(h, ptr);
 }
 
 /* ------------------------------------------------------------ public record API */
@@ -422,13 +442,17 @@ static void *wrap_calloc(void *ctx, size_t nelem, size_t elsize) {
   return p;
 }
 
+/* Also the pooled wrappers' realloc: a pool allocator's realloc may move a
+ * block between its pools and the fallback, so it keeps the bracket and
+ * counts the new block once, here. */
 static void *wrap_realloc(void *ctx, void *ptr, size_t size) {
   const scalene_heap_wrapper_t *w = ctx;
   if (ptr) note_free(ptr, 0);
   scalene__depth_enter();
   void *p = w->inner.realloc(w->inner.ctx, ptr, size);
   scalene__depth_leave();
-  if (p && tl_depth == 0) note_alloc(p, size, w->flags, (uintptr_t)__builtin_return_address(0));
+  if (p && tl_depth == 0)
+    note_alloc(p, size, w->flags & SCALENE_HEAP_PYTHON, (uintptr_t)__builtin_return_address(0));
   return p;
 }
 
@@ -438,17 +462,41 @@ static void wrap_free(void *ctx, void *ptr) {
   w->inner.free(w->inner.ctx, ptr);
 }
 
+/* SCALENE_HEAP_POOLED: no bracket; only the pools' requests count here
+ * (size - 1 < pool_max: 1..pool_max bytes), the rest where the pool
+ * allocator hands them. */
+static void *wrap_pooled_malloc(void *ctx, size_t size) {
+  const scalene_heap_wrapper_t *w = ctx;
+  void *p = w->inner.malloc(w->inner.ctx, size);
+  if (p && size - 1 < w->pool_max && tl_depth == 0)
+    note_alloc(p, size, w->flags & SCALENE_HEAP_PYTHON, (uintptr_t)__builtin_return_address(0));
+  return p;
+}
+
+static void *wrap_pooled_calloc(void *ctx, size_t nelem, size_t elsize) {
+  const scalene_heap_wrapper_t *w = ctx;
+  void *p = w->inner.calloc(w->inner.ctx, nelem, elsize);
+  size_t total;
+  if (p && !__builtin_mul_overflow(nelem, elsize, &total) && total - 1 < w->pool_max &&
+      tl_depth == 0)
+    note_alloc(p, total, w->flags & SCALENE_HEAP_PYTHON, (uintptr_t)__builtin_return_address(0));
+  return p;
+}
+
 SCALENE_API int scalene_heap_wrap_allocator(scalene_heap_wrapper_t *w,
                                             const scalene_allocator_t *inner, unsigned int flags,
-                                            scalene_allocator_t *out) {
+                                            size_t pool_max, scalene_allocator_t *out) {
   if (!w || !inner || !out || !inner->malloc || !inner->calloc || !inner->realloc ||
-      !inner->free || (flags & ~(unsigned int)SCALENE_HEAP_PYTHON))
+      !inner->free || (flags & ~(unsigned int)(SCALENE_HEAP_PYTHON | SCALENE_HEAP_POOLED)) ||
+      ((flags & SCALENE_HEAP_POOLED) && pool_max == 0))
     return SCALENE_EINVAL;
   w->inner = *inner;
   w->flags = flags;
+  w->pool_max = (flags & SCALENE_HEAP_POOLED) ? pool_max : 0;
   out->ctx = w;
-  out->malloc = wrap_malloc;
-  out->calloc = wrap_calloc;
+  int pooled = (flags & SCALENE_HEAP_POOLED) != 0;
+  out->malloc = pooled ? wrap_pooled_malloc : wrap_malloc;
+  out->calloc = pooled ? wrap_pooled_calloc : wrap_calloc;
   out->realloc = wrap_realloc;
   out->free = wrap_free;
   return 0;

@@ -14,6 +14,8 @@
 #include "memcpy_internal.h"
 
 #include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -159,8 +161,10 @@ static void *drain_main(void *arg) {
   struct scalene_memcpy *m = arg;
   scalene__heap_thread_ignore(); /* this thread's copies and allocations are never counted */
   while (!atomic_load(&m->stop_requested)) {
+    /* Sleeps the period, or until stop sets stop_requested and wakes it:
+     * a stop does not wait out the period. */
     struct timespec ts = {0, DRAIN_PERIOD_NS};
-    nanosleep(&ts, NULL);
+    syscall(SYS_futex, (int *)&m->stop_requested, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
     scalene_memcpy_drain(m);
   }
   return NULL;
@@ -212,6 +216,7 @@ int scalene_memcpy_stop(scalene_memcpy_t *m) {
   atomic_compare_exchange_strong(&scalene__memcpy_active, &expected, NULL);
   if (m->thread_started) {
     atomic_store(&m->stop_requested, 1);
+    syscall(SYS_futex, (int *)&m->stop_requested, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     if (m->owner_pid == getpid()) pthread_join(m->thread, NULL);
     m->thread_started = 0;
   }

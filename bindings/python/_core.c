@@ -586,10 +586,43 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
 
 static PyMemAllocatorEx core_mem_orig[3]; /* RAW, MEM, OBJ: what start() replaced */
 static scalene_heap_wrapper_t core_mem_wrap[3];
-static int core_mem_installed;
+static PyObjectArenaAllocator core_arena_orig;
+static int core_mem_installed, core_arena_installed;
 
 static const PyMemAllocatorDomain core_mem_domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
                                                         PYMEM_DOMAIN_OBJ};
+
+/* pymalloc's largest pool request (SMALL_REQUEST_THRESHOLD, 512 in 3.8 and
+ * later): bigger requests, and those its pools cannot serve, go to the RAW
+ * domain. */
+#define CORE_PYMALLOC_MAX 512
+
+/* pymalloc's arenas are the pools' memory, counted block by block by the
+ * pooled wrappers: the mmap that makes an arena is not counted again. */
+static void *core_arena_alloc(void *ctx, size_t size)
+{
+  scalene_heap_enter();
+  void *p = core_arena_orig.alloc(ctx, size);
+  scalene_heap_leave();
+  return p;
+}
+
+static void core_arena_free(void *ctx, void *ptr, size_t size)
+{
+  core_arena_orig.free(ctx, ptr, size);
+}
+
+/* Whether the MEM and OBJ domains are plain pymalloc, which then need no
+ * bracket (SCALENE_HEAP_POOLED, heap.h): no debug hooks (their ctx is set),
+ * no tracemalloc or other wrapper (ctx set too), not PYTHONMALLOC=malloc
+ * (then OBJ is RAW's function). */
+static int core_is_pymalloc(void)
+{
+  const PyMemAllocatorEx *raw = &core_mem_orig[0], *mem = &core_mem_orig[1],
+                         *obj = &core_mem_orig[2];
+  return obj->ctx == NULL && mem->ctx == NULL && obj->malloc == mem->malloc &&
+         obj->free == mem->free && obj->malloc != raw->malloc && core_arena_orig.alloc != NULL;
+}
 
 /* Installs the wrappers; with the GIL held. */
 static void core_mem_install(void)
@@ -598,15 +631,24 @@ static void core_mem_install(void)
     return;
   for (int i = 0; i < 3; i++)
     PyMem_GetAllocator(core_mem_domains[i], &core_mem_orig[i]);
+  PyObject_GetArenaAllocator(&core_arena_orig);
+  int pooled = core_is_pymalloc();
   for (int i = 0; i < 3; i++) {
     scalene_allocator_t inner = {core_mem_orig[i].ctx, core_mem_orig[i].malloc,
                                  core_mem_orig[i].calloc, core_mem_orig[i].realloc,
                                  core_mem_orig[i].free};
+    unsigned int flags = SCALENE_HEAP_PYTHON | (pooled && i > 0 ? SCALENE_HEAP_POOLED : 0);
     scalene_allocator_t out;
-    if (scalene_heap_wrap_allocator(&core_mem_wrap[i], &inner, SCALENE_HEAP_PYTHON, &out) != 0)
+    if (scalene_heap_wrap_allocator(&core_mem_wrap[i], &inner, flags, CORE_PYMALLOC_MAX,
+                                    &out) != 0)
       continue; /* cannot happen: CPython's allocators have all four functions */
     PyMemAllocatorEx hook = {out.ctx, out.malloc, out.calloc, out.realloc, out.free};
     PyMem_SetAllocator(core_mem_domains[i], &hook);
+  }
+  if (pooled) {
+    PyObjectArenaAllocator arena = {core_arena_orig.ctx, core_arena_alloc, core_arena_free};
+    PyObject_SetArenaAllocator(&arena);
+    core_arena_installed = 1;
   }
   core_mem_installed = 1;
 }
@@ -618,6 +660,9 @@ static void core_mem_restore(void)
     return;
   for (int i = 0; i < 3; i++)
     PyMem_SetAllocator(core_mem_domains[i], &core_mem_orig[i]);
+  if (core_arena_installed)
+    PyObject_SetArenaAllocator(&core_arena_orig);
+  core_arena_installed = 0;
   core_mem_installed = 0;
 }
 

@@ -130,8 +130,22 @@ typedef struct scalene_allocator {
  * is taken out again. */
 typedef struct scalene_heap_wrapper {
   scalene_allocator_t inner;
-  unsigned int flags; /* SCALENE_HEAP_PYTHON, or 0 */
+  unsigned int flags; /* SCALENE_HEAP_PYTHON, SCALENE_HEAP_POOLED */
+  size_t pool_max;    /* with SCALENE_HEAP_POOLED: the largest request the pools serve */
 } scalene_heap_wrapper_t;
+
+/* Flag of scalene_heap_wrap_allocator: the inner allocator is a pool
+ * allocator like CPython's pymalloc.  It serves requests of 1 to pool_max
+ * bytes from pools whose memory comes from somewhere the caller keeps out
+ * of the count (pymalloc's arenas: bracket its arena allocator with
+ * scalene_heap_enter/leave), and hands every other request (and a request
+ * the pools cannot serve) to another wrapped allocator, which counts it.
+ * The wrapper then counts only requests of 1 to pool_max bytes, and its
+ * malloc, calloc and free skip the depth bracket: the common path of the
+ * interpreter's allocations is then a thread-local subtraction and a
+ * branch.  (A failed pool allocation that the fallback serves counts twice:
+ * it happens only when memory is exhausted.) */
+#define SCALENE_HEAP_POOLED 0x2u
 
 /* Fills *out with an allocator that calls `inner` and reports its blocks to
  * the running heap sampler with `flags`: what scalene_heap_enter, a call of
@@ -145,10 +159,11 @@ typedef struct scalene_heap_wrapper {
  * their common path costs a thread-local subtraction, a branch and a probe
  * of a 16 KiB filter.  Returns 0, or SCALENE_EINVAL (a NULL argument or
  * inner function, or unknown flags).  The wrapper functions are
- * async-signal-safe and allocation-free apart from the inner allocator. */
+ * async-signal-safe and allocation-free apart from the inner allocator.
+ * pool_max is used with SCALENE_HEAP_POOLED only (then it must be > 0). */
 SCALENE_API int scalene_heap_wrap_allocator(scalene_heap_wrapper_t *w,
                                             const scalene_allocator_t *inner, unsigned int flags,
-                                            scalene_allocator_t *out);
+                                            size_t pool_max, scalene_allocator_t *out);
 
 /* Brackets a call into an allocator that reports its blocks itself (a
  * PyMem_SetAllocator hook): between enter and the matching leave, the

@@ -529,14 +529,14 @@ static void test_wrap_allocator(void **state) {
   scalene_allocator_t raw = {NULL, inner_malloc, inner_calloc, inner_realloc, inner_free};
   scalene_allocator_t obj = {NULL, outer_malloc, outer_calloc, outer_realloc, outer_free};
   scalene_allocator_t wobj;
-  assert_int_equal(scalene_heap_wrap_allocator(&w_raw, &raw, SCALENE_HEAP_PYTHON, &g_raw), 0);
-  assert_int_equal(scalene_heap_wrap_allocator(&w_obj, &obj, SCALENE_HEAP_PYTHON, &wobj), 0);
+  assert_int_equal(scalene_heap_wrap_allocator(&w_raw, &raw, SCALENE_HEAP_PYTHON, 0, &g_raw), 0);
+  assert_int_equal(scalene_heap_wrap_allocator(&w_obj, &obj, SCALENE_HEAP_PYTHON, 0, &wobj), 0);
   assert_ptr_equal(g_raw.ctx, &w_raw);
   scalene_allocator_t bad = raw;
   bad.free = NULL;
-  assert_int_equal(scalene_heap_wrap_allocator(&w_raw, &bad, 0, &g_raw), SCALENE_EINVAL);
-  assert_int_equal(scalene_heap_wrap_allocator(&w_raw, &raw, 0x80, &g_raw), SCALENE_EINVAL);
-  assert_int_equal(scalene_heap_wrap_allocator(NULL, &raw, 0, &g_raw), SCALENE_EINVAL);
+  assert_int_equal(scalene_heap_wrap_allocator(&w_raw, &bad, 0, 0, &g_raw), SCALENE_EINVAL);
+  assert_int_equal(scalene_heap_wrap_allocator(&w_raw, &raw, 0x80, 0, &g_raw), SCALENE_EINVAL);
+  assert_int_equal(scalene_heap_wrap_allocator(NULL, &raw, 0, 0, &g_raw), SCALENE_EINVAL);
 
   fixture_t fx;
   fx_new(&fx, 4 * KiB, SCALENE_HEAP_HOOK_MALLOC);
@@ -556,6 +556,76 @@ static void test_wrap_allocator(void **state) {
     if (i % 2) g_raw.free(g_raw.ctx, b[i]);
     else wobj.free(wobj.ctx, b[i]);
   }
+  assert_int_equal(scalene_heap_stop(fx.h), 0);
+  assert_true(fabs(l->freed_bytes - l->alloc_bytes) < 1.0);
+  fx_free(&fx);
+}
+
+/* SCALENE_HEAP_POOLED: a bump "pool" serves 1..512 bytes without malloc
+ * and hands larger requests to the wrapped malloc-backed allocator, as
+ * pymalloc hands them to the RAW domain.  With R = 1 byte every block is
+ * sampled with weight s (to 1e-300): each counts exactly once, as Python's. */
+#define POOL_BYTES (600 * 512)
+static _Alignas(16) unsigned char g_pool[POOL_BYTES];
+static size_t g_pool_used;
+static int in_pool(const void *p) {
+  return (const unsigned char *)p >= g_pool && (const unsigned char *)p < g_pool + POOL_BYTES;
+}
+static void *pool_malloc(void *ctx, size_t n) {
+  (void)ctx;
+  if (n - 1 < 512 && g_pool_used + 512 <= POOL_BYTES) {
+    void *p = g_pool + g_pool_used;
+    g_pool_used += 512;
+    return p;
+  }
+  return g_raw.malloc(g_raw.ctx, n);
+}
+static void *pool_calloc(void *ctx, size_t a, size_t b) {
+  void *p = pool_malloc(ctx, a * b);
+  if (p) memset(p, 0, a * b);
+  return p;
+}
+static void *pool_realloc(void *ctx, void *p, size_t n) {
+  (void)ctx;
+  if (in_pool(p)) fail_msg("pool_realloc of a pool block: not used here");
+  return g_raw.realloc(g_raw.ctx, p, n);
+}
+static void pool_free(void *ctx, void *p) {
+  (void)ctx;
+  if (!in_pool(p)) g_raw.free(g_raw.ctx, p);
+}
+
+static void test_wrap_pooled(void **state) {
+  (void)state;
+  static scalene_heap_wrapper_t w_raw, w_pool;
+  scalene_allocator_t raw = {NULL, inner_malloc, inner_calloc, inner_realloc, inner_free};
+  scalene_allocator_t pool = {NULL, pool_malloc, pool_calloc, pool_realloc, pool_free};
+  scalene_allocator_t wp;
+  assert_int_equal(scalene_heap_wrap_allocator(&w_raw, &raw, SCALENE_HEAP_PYTHON, 0, &g_raw), 0);
+  assert_int_equal(scalene_heap_wrap_allocator(&w_pool, &pool, SCALENE_HEAP_POOLED, 0, &wp),
+                   SCALENE_EINVAL); /* pool_max 0 */
+  assert_int_equal(scalene_heap_wrap_allocator(&w_pool, &pool,
+                                               SCALENE_HEAP_PYTHON | SCALENE_HEAP_POOLED, 512, &wp),
+                   0);
+  fixture_t fx;
+  fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
+  g_pool_used = 0;
+  tl_phase = 26;
+  void *small[500], *big[4];
+  for (int i = 0; i < 500; i++) small[i] = i % 2 ? wp.malloc(wp.ctx, 512) : wp.calloc(wp.ctx, 2, 256);
+  for (int i = 0; i < 4; i++) big[i] = wp.malloc(wp.ctx, 64 * KiB); /* to the fallback */
+  big[0] = wp.realloc(wp.ctx, big[0], 128 * KiB); /* 64 KiB freed, 128 KiB allocated */
+  tl_phase = 0;
+  for (int i = 0; i < 500; i++) assert_true(in_pool(small[i]));
+  for (int i = 0; i < 4; i++) assert_false(in_pool(big[i]));
+  assert_int_equal(scalene_heap_drain(fx.h), 0);
+  const scalene_line_stats_t *l = line(fx.p, 26);
+  assert_non_null(l);
+  double want = 500.0 * 512 + 4.0 * 64 * KiB + 128.0 * KiB;
+  assert_within("(pooled) counted once", l->alloc_bytes, want, 1e-9);
+  assert_within("(pooled) as Python's", l->python_bytes, want, 1e-9);
+  for (int i = 0; i < 500; i++) wp.free(wp.ctx, small[i]);
+  for (int i = 0; i < 4; i++) wp.free(wp.ctx, big[i]);
   assert_int_equal(scalene_heap_stop(fx.h), 0);
   assert_true(fabs(l->freed_bytes - l->alloc_bytes) < 1.0);
   fx_free(&fx);
@@ -608,6 +678,7 @@ int main(void) {
       cmocka_unit_test(test_mmap),
       cmocka_unit_test(test_hook_alloc),
       cmocka_unit_test(test_wrap_allocator),
+      cmocka_unit_test(test_wrap_pooled),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
