@@ -232,45 +232,38 @@ fail:
  *  - no allocation, no locks, no stdio, no Python API that could allocate,
  *    take a lock or look at the GIL; PyGILState_GetThisThreadState() is only
  *    a pthread_getspecific() read;
- *  - every pointer is followed through core_fetch() (frames.h): a plain copy
- *    in the handler, scalene_safe_read() in remote mode;
+ *  - every pointer is followed through core_fetch() (frames.h), which is
+ *    scalene_safe_read() in the handler too;
  *  - every object is validated before use (type pointers, sizes, bounded
  *    loops), because a frame may be half pushed when the signal arrives;
- *  - the static buffers below are used in remote mode only, which only ever
- *    runs on the sampler's single thread.
  * What it reads (core_filter) was built before the timers were armed. */
 
 #define CORE_MAX_DEPTH 256
 
-/* Byte b of a bytes object's data, read through a window: the data itself in
- * the handler, a static copy refilled with scalene_safe_read in remote mode. */
+/* Byte b of a bytes object's data, read through a window that the caller
+ * owns (on its stack: signal handlers on several threads may read line
+ * tables at once) and refills with scalene_safe_read. */
 typedef struct core_bytes {
   const unsigned char *addr; /* the data in the process */
   Py_ssize_t len;
-  int remote;
-  const unsigned char *win;  /* bytes [win_start, win_start + win_len) */
-  Py_ssize_t win_start, win_len;
+  Py_ssize_t win_start, win_len; /* buf holds bytes [win_start, win_start + win_len) */
+  unsigned char buf[256];
 } core_bytes;
-
-static unsigned char core_remote_window[4096];
 
 static int core_byte(core_bytes *b, Py_ssize_t i)
 {
   if (i < 0 || i >= b->len)
     return -1;
   if (i < b->win_start || i >= b->win_start + b->win_len) {
-    if (!b->remote)
-      return -1;
     Py_ssize_t n = b->len - i;
-    if (n > (Py_ssize_t)sizeof core_remote_window)
-      n = (Py_ssize_t)sizeof core_remote_window;
-    if (scalene_safe_read(core_remote_window, b->addr + i, (size_t)n) < 0)
+    if (n > (Py_ssize_t)sizeof b->buf)
+      n = (Py_ssize_t)sizeof b->buf;
+    if (scalene_safe_read(b->buf, b->addr + i, (size_t)n) < 0)
       return -1;
-    b->win = core_remote_window;
     b->win_start = i;
     b->win_len = n;
   }
-  return b->win[i - b->win_start];
+  return b->buf[i - b->win_start];
 }
 
 static int core_bytes_open(core_bytes *b, const void *obj, int remote)
@@ -282,10 +275,8 @@ static int core_bytes_open(core_bytes *b, const void *obj, int remote)
     return -1;
   b->addr = (const unsigned char *)obj + offsetof(PyBytesObject, ob_sval);
   b->len = Py_SIZE(&hdr);
-  b->remote = remote;
-  b->win = b->addr;
   b->win_start = 0;
-  b->win_len = remote ? 0 : b->len;
+  b->win_len = 0;
   return 0;
 }
 
