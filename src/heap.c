@@ -2,7 +2,7 @@
  * start/stop (hooks in and out), the drain thread and the counters.  The
  * code that runs inside allocations is in heap_hooks.c.
  *
- * The drain (the sampler's own thread every 10 ms, scalene_heap_drain, and
+ * The drain (the sampler's own thread every 50 ms, scalene_heap_drain, and
  * stop) pops the sample ring under h->lock and is the only caller of
  * scalene_profile_add_memory.  An ALLOC record carries the location the
  * locator filled in the hook; the drain interns it and remembers
@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DRAIN_PERIOD_NS 10000000L
+#define DRAIN_PERIOD_NS 50000000L /* 50 ms: each wake-up costs a context switch; a sample waits at most this long */
 #define NO_LOC UINT32_MAX
 #define FAIL(err, code, ...) (scalene__error_set((err), NULL, 0, 0, -1, __VA_ARGS__), (code))
 

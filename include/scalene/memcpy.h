@@ -70,7 +70,7 @@ SCALENE_API int scalene_memcpy_start(scalene_memcpy_t *m, scalene_error_t *err);
 SCALENE_API int scalene_memcpy_stop(scalene_memcpy_t *m);
 
 /* Drains the buffered samples into the profile now.  While the sampler
- * runs, its own thread does this every 10 ms. */
+ * runs, its own thread does this every 50 ms. */
 SCALENE_API int scalene_memcpy_drain(scalene_memcpy_t *m);
 
 /* Stops the sampler if it runs, then frees it.  NULL is allowed. */
