@@ -128,12 +128,13 @@ double scalene__heap_weight(double size, double mean) {
   return p > 0.0 ? size / p : mean;
 }
 
-static uint64_t rng_next(void) {
-  uint64_t x = tl_rng;
+/* xorshift64* on a thread's own state (heap_internal.h). */
+static uint64_t rng_next(uint64_t *state) {
+  uint64_t x = *state;
   x ^= x >> 12;
   x ^= x << 25;
   x ^= x >> 27;
-  tl_rng = x;
+  *state = x;
   return x * 0x2545F4914F6CDD1DULL;
 }
 
@@ -143,19 +144,18 @@ uint64_t scalene__heap_now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static void rng_seed(void) {
+void scalene__rng_seed(uint64_t *state) {
   uint64_t s = (uint64_t)syscall(SYS_gettid) * 0x9E3779B97F4A7C15ULL ^ scalene__heap_now_ns();
-  s ^= (uint64_t)(uintptr_t)&tl_rng;
+  s ^= (uint64_t)(uintptr_t)state; /* each sampler's state has its own address */
   /* splitmix64 finaliser, never 0 */
   s = (s ^ (s >> 30)) * 0xBF58476D1CE4E5B9ULL;
   s = (s ^ (s >> 27)) * 0x94D049BB133111EBULL;
   s ^= s >> 31;
-  tl_rng = s ? s : 0x5ca1e;
+  *state = s ? s : 0x5ca1e;
 }
 
-/* A geometric (exponential, rounded up) countdown of mean R bytes. */
-static int64_t draw_countdown(double mean) {
-  double u = (double)((rng_next() >> 11) + 1) * (1.0 / 9007199254740992.0); /* (0, 1] */
+int64_t scalene__draw_countdown(uint64_t *state, double mean) {
+  double u = (double)((rng_next(state) >> 11) + 1) * (1.0 / 9007199254740992.0); /* (0, 1] */
   double c = scalene__heap_neglog(u) * mean;
   if (c > 9.0e18) c = 9.0e18;
   return (int64_t)c + 1;
@@ -336,15 +336,15 @@ static __attribute__((noinline)) void note_alloc_slow(void *ptr, size_t size, ui
     return;
   }
   if (tl_rng == 0 || tl_gen != gen) { /* first allocation since start: draw, then count */
-    if (tl_rng == 0) rng_seed();
+    if (tl_rng == 0) scalene__rng_seed(&tl_rng);
     tl_gen = gen;
-    c = draw_countdown(h->mean) - (int64_t)(size > INT64_MAX ? INT64_MAX : size);
+    c = scalene__draw_countdown(&tl_rng, h->mean) - (int64_t)(size > INT64_MAX ? INT64_MAX : size);
     if (c > 0) {
       tl_countdown = c;
       return;
     }
   }
-  tl_countdown = draw_countdown(h->mean);
+  tl_countdown = scalene__draw_countdown(&tl_rng, h->mean);
   sample_alloc(h, ptr, size, flags, pc);
 }
 

@@ -123,6 +123,12 @@ uint64_t scalene__heap_now_ns(void);
 void scalene__heap_thread_ignore(void);
 /* The unbiased weight of a sampled block of size bytes at mean interval mean. */
 double scalene__heap_weight(double size, double mean);
+/* Seeds a thread's xorshift64* state (never 0).  Async-signal-safe. */
+void scalene__rng_seed(uint64_t *state);
+/* A geometric (exponential, rounded up) countdown of mean bytes, drawn
+ * from a thread's seeded state: the byte countdown of both samplers.
+ * Async-signal-safe, no libm. */
+int64_t scalene__draw_countdown(uint64_t *state, double mean);
 /* -ln(u) for u in (0, 1], without libm. */
 double scalene__heap_neglog(double u);
 /* Pops one record; 1 when *out was filled, 0 when the ring is empty (or

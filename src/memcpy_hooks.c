@@ -86,33 +86,8 @@ W wchar_t *__wmemmove_chk(wchar_t *, const wchar_t *, size_t, size_t);
 #undef W
 #pragma GCC diagnostic pop
 
-/* ------------------------------------------------------------ countdown */
-
-static uint64_t rng_next(void) {
-  uint64_t x = tl_rng;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  tl_rng = x;
-  return x * 0x2545F4914F6CDD1DULL;
-}
-
-static void rng_seed(void) {
-  uint64_t s = (uint64_t)syscall(SYS_gettid) * 0xD1B54A32D192ED03ULL ^ scalene__heap_now_ns();
-  s ^= (uint64_t)(uintptr_t)&tl_rng;
-  s = (s ^ (s >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  s = (s ^ (s >> 27)) * 0x94D049BB133111EBULL;
-  s ^= s >> 31;
-  tl_rng = s ? s : 0xc0b1e5;
-}
-
-/* A geometric (exponential, rounded up) countdown of mean R bytes. */
-static int64_t draw_countdown(double mean) {
-  double u = (double)((rng_next() >> 11) + 1) * (1.0 / 9007199254740992.0); /* (0, 1] */
-  double c = scalene__heap_neglog(u) * mean;
-  if (c > 9.0e18) c = 9.0e18;
-  return (int64_t)c + 1;
-}
+/* The countdown is drawn by scalene__draw_countdown (heap_hooks.c), on
+ * this file's own per-thread state. */
 
 /* ------------------------------------------------------------ ring */
 
@@ -197,15 +172,15 @@ static __attribute__((noinline)) void note_copy_slow(int64_t c, size_t n, uintpt
     return;
   }
   if (tl_rng == 0 || tl_gen != gen) { /* first copy since start: draw, then count */
-    if (tl_rng == 0) rng_seed();
+    if (tl_rng == 0) scalene__rng_seed(&tl_rng);
     tl_gen = gen;
-    c = draw_countdown(m->mean) - (int64_t)(n > INT64_MAX ? INT64_MAX : n);
+    c = scalene__draw_countdown(&tl_rng, m->mean) - (int64_t)(n > INT64_MAX ? INT64_MAX : n);
     if (c > 0) {
       tl_countdown = c;
       return;
     }
   }
-  tl_countdown = draw_countdown(m->mean); /* before sample_copy, which parks it */
+  tl_countdown = scalene__draw_countdown(&tl_rng, m->mean); /* before sample_copy, which parks it */
   sample_copy(m, n, pc);
 }
 
