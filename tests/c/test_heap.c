@@ -48,6 +48,8 @@
 
 #include <scalene/scalene.h>
 
+#include "wait_child.h"
+
 #define PHASE_FILE "test-phase"
 #define KiB ((size_t)1024)
 #define MiB (KiB * 1024)
@@ -338,22 +340,7 @@ static void test_fork(void **state) {
   /* Meanwhile the parent keeps allocating through the hooks. */
   churn(64 * MiB, 64 * KiB);
   tl_phase = 0;
-  int status = 0;
-  pid_t w = 0;
-  for (int i = 0; i < 1000 && w == 0; i++) { /* at most 10 s */
-    w = waitpid(pid, &status, WNOHANG);
-    if (w == 0) {
-      struct timespec ts = {0, 10000000};
-      nanosleep(&ts, NULL);
-    }
-  }
-  if (w == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    fail_msg("the forked child hung");
-  }
-  assert_true(WIFEXITED(status));
-  assert_int_equal(WEXITSTATUS(status), 0);
+  wait_child_ok(pid, 10000);
   assert_int_equal(scalene_heap_stop(fx.h), 0);
   assert_true(line_alloc(fx.p, 6) > 0);
   fx_free(&fx);

@@ -50,6 +50,8 @@
 
 #include <scalene/scalene.h>
 
+#include "wait_child.h"
+
 #include "interpose.h"
 
 #ifndef MEMCPY_VICTIM_SO
@@ -511,22 +513,7 @@ static void test_fork(void **state) {
   }
   copy_through(64 * MiB); /* meanwhile the parent keeps copying through the hooks */
   tl_phase = 0;
-  int status = 0;
-  pid_t w = 0;
-  for (int i = 0; i < 1000 && w == 0; i++) { /* at most 10 s */
-    w = waitpid(pid, &status, WNOHANG);
-    if (w == 0) {
-      struct timespec ts = {0, 10000000};
-      nanosleep(&ts, NULL);
-    }
-  }
-  if (w == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    fail_msg("the forked child hung");
-  }
-  assert_true(WIFEXITED(status));
-  assert_int_equal(WEXITSTATUS(status), 0);
+  wait_child_ok(pid, 10000);
   assert_int_equal(scalene_memcpy_stop(fx.m), 0);
   /* 64 MiB in 1024 pieces at s/R = 1: 4 sigma = 9.5 % */
   assert_within("fork: parent's 64 MiB", line_copy(fx.p, 6), 64.0 * MiB,
