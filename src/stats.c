@@ -409,21 +409,27 @@ static void charge(record_t *r, const double s[SCALENE_CPU_KINDS], uint64_t samp
   r->s.cpu_samples += samples;
 }
 
+/* Whether loc names a file (a location with only a pc is the sampler's to
+ * symbolise before it charges; one that reaches us unresolved counts as
+ * unattributed), and if so its file and function names, NUL-terminated:
+ * the fixed-size fields may lack a NUL when the writer truncated them. */
+static int location_names(const scalene_location_t *loc,
+                          char file_buf[SCALENE_LOCATION_FILE_MAX],
+                          char func_buf[SCALENE_LOCATION_FUNCTION_MAX]) {
+  if (loc == NULL || loc->file[0] == '\0') return 0;
+  memcpy(file_buf, loc->file, SCALENE_LOCATION_FILE_MAX);
+  file_buf[SCALENE_LOCATION_FILE_MAX - 1] = '\0';
+  memcpy(func_buf, loc->function, SCALENE_LOCATION_FUNCTION_MAX);
+  func_buf[SCALENE_LOCATION_FUNCTION_MAX - 1] = '\0';
+  return 1;
+}
+
 int scalene_profile_add_cpu(scalene_profile_t *p, const scalene_location_t *loc,
                             const double seconds[SCALENE_CPU_KINDS], uint64_t samples) {
   if (p == NULL || seconds == NULL || !valid_seconds(seconds)) return SCALENE_EINVAL;
   double sum = seconds[0] + seconds[1] + seconds[2];
-  /* A location with only a pc is the sampler's to symbolise before it
-   * charges; one that reaches us unresolved counts as unattributed. */
-  int attributed = loc != NULL && loc->file[0] != '\0';
   char file_buf[SCALENE_LOCATION_FILE_MAX], func_buf[SCALENE_LOCATION_FUNCTION_MAX];
-  if (attributed) {
-    /* The fixed-size fields may lack a NUL when the writer truncated them. */
-    memcpy(file_buf, loc->file, sizeof file_buf);
-    file_buf[sizeof file_buf - 1] = '\0';
-    memcpy(func_buf, loc->function, sizeof func_buf);
-    func_buf[sizeof func_buf - 1] = '\0';
-  }
+  int attributed = location_names(loc, file_buf, func_buf);
   int rc = 0;
   LOCK(p);
   if (attributed) {
@@ -681,14 +687,8 @@ int scalene_profile_add_memory(scalene_profile_t *p, const scalene_location_t *l
   scalene_memory_event_t e = *ev;
   if (e.python_bytes > e.alloc_bytes) e.python_bytes = e.alloc_bytes;
   double t = quantize_ns(e.time_sec);
-  int attributed = loc != NULL && loc->file[0] != '\0';
   char file_buf[SCALENE_LOCATION_FILE_MAX], func_buf[SCALENE_LOCATION_FUNCTION_MAX];
-  if (attributed) {
-    memcpy(file_buf, loc->file, sizeof file_buf);
-    file_buf[sizeof file_buf - 1] = '\0';
-    memcpy(func_buf, loc->function, sizeof func_buf);
-    func_buf[sizeof func_buf - 1] = '\0';
-  }
+  int attributed = location_names(loc, file_buf, func_buf);
   int rc = 0;
   LOCK(p);
   const char *file = NULL;
