@@ -598,11 +598,6 @@ static void *core_arena_alloc(void *ctx, size_t size)
   return p;
 }
 
-static void core_arena_free(void *ctx, void *ptr, size_t size)
-{
-  core_arena_orig.free(ctx, ptr, size);
-}
-
 /* Whether the MEM and OBJ domains are plain pymalloc, which then need no
  * bracket (SCALENE_HEAP_POOLED, heap.h): no debug hooks (their ctx is set),
  * no tracemalloc or other wrapper (ctx set too), not PYTHONMALLOC=malloc
@@ -637,7 +632,7 @@ static void core_mem_install(void)
     PyMem_SetAllocator(core_mem_domains[i], &hook);
   }
   if (pooled) {
-    PyObjectArenaAllocator arena = {core_arena_orig.ctx, core_arena_alloc, core_arena_free};
+    PyObjectArenaAllocator arena = {core_arena_orig.ctx, core_arena_alloc, core_arena_orig.free};
     PyObject_SetArenaAllocator(&arena);
     core_arena_installed = 1;
   }
