@@ -104,6 +104,14 @@ static void gap_watch(pid_t tid) {
   atomic_store(&g_gap_tid, tid);
 }
 
+/* Ends gap_watch for a phase that ran from CPU clock c0 to c1: the CPU
+ * seconds after the phase's last sample (all of it when none came). */
+static double gap_tail_end(uint64_t c0, uint64_t c1) {
+  uint64_t last = atomic_load(&g_gap_last_ns);
+  atomic_store(&g_gap_tid, 0);
+  return (double)(c1 - (last != 0 && last < c1 ? last : c0)) * 1e-9;
+}
+
 /* Async-signal-safe: atomic loads and fixed-size copies. */
 static int phase_locator(const scalene_sample_context_t *ctx, scalene_location_t *loc,
                          void *arg) {
@@ -562,10 +570,8 @@ static void test_offcpu_preempted(void **state) {
   uint64_t w0 = mono_ns(), c0 = thread_cpu_ns();
   spin_cpu(400 * MS);
   uint64_t w1 = mono_ns(), c1 = thread_cpu_ns();
-  uint64_t last = atomic_load(&g_gap_last_ns); /* CPU clock at the phase's last sample */
   double gmax = (double)atomic_load(&g_gap_max_ns) * 1e-9;
-  double tail = last != 0 && last < c1 ? (double)(c1 - last) * 1e-9 : (double)(c1 - c0) * 1e-9;
-  atomic_store(&g_gap_tid, 0);
+  double tail = gap_tail_end(c0, c1);
   set_phase(71);
   uint64_t w2 = mono_ns();
   sleep_ms(200);
@@ -779,8 +785,8 @@ static void test_restart(void **state) {
     gap_watch(my_tid());
     uint64_t c0 = thread_cpu_ns();
     spin_cpu(60 * MS);
-    uint64_t c1 = thread_cpu_ns(), last = atomic_load(&g_gap_last_ns);
-    atomic_store(&g_gap_tid, 0);
+    uint64_t c1 = thread_cpu_ns();
+    double tail = gap_tail_end(c0, c1);
     set_phase(0);
     assert_int_equal(scalene_sampler_stop(s), 0);
     assert_int_equal(scalene_sampler_stop(s), SCALENE_ESTATE);
@@ -789,7 +795,6 @@ static void test_restart(void **state) {
     /* The restarted sampler charges the phase all of its CPU time but the
      * tail after its last sample (which stop ends uncharged; on a loaded
      * machine the kernel may deliver nothing for tens of ms of CPU). */
-    double tail = (double)(c1 - (last != 0 && last < c1 ? last : c0)) * 1e-9;
     double spun = (double)(c1 - c0) * 1e-9;
     print_message("    round %d: %.4f s of %.4f s charged, tail %.1f ms\n", round,
                   phase_sec(p, 40 + round, -1), spun, tail * 1e3);
