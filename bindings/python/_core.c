@@ -226,26 +226,30 @@ fail:
 /* ------------------------------------------------------------------ the locator
  *
  * ASYNC-SIGNAL-SAFE.  Everything from here to the end of this section runs
- * inside the sampler's signal handler on the interrupted thread, or (remote
- * mode, ctx->remote) on the sampler's own thread while the thread that called
- * start() is off the CPU -- and may wake up under us.  Rules:
+ * inside the sampler's signal handler on the interrupted thread, inside the
+ * heap or copy sampler's hook on the allocating thread (ctx->in_hook), or
+ * (remote mode, ctx->remote) on the sampler's own thread while the thread
+ * that called start() is off the CPU -- and may wake up under us.  Rules:
  *  - no allocation, no locks, no stdio, no Python API that could allocate,
  *    take a lock or look at the GIL; PyGILState_GetThisThreadState() is only
  *    a pthread_getspecific() read;
- *  - every pointer is followed through core_fetch() (frames.h), which is
- *    scalene_safe_read() in the handler too;
+ *  - every pointer is followed through core_fetch() (frames.h): a safe read
+ *    (scalene_safe_read) in the handler and in remote mode, a plain load in
+ *    a hook, where the thread's own frames are consistent;
  *  - every object is validated before use (type pointers, sizes, bounded
  *    loops), because a frame may be half pushed when the signal arrives;
  * What it reads (core_filter) was built before the timers were armed. */
 
 #define CORE_MAX_DEPTH 256
 
-/* Byte b of a bytes object's data, read through a window that the caller
- * owns (on its stack: signal handlers on several threads may read line
- * tables at once) and refills with scalene_safe_read. */
+/* Byte b of a bytes object's data: read in place, or (safe) through a
+ * window that the caller owns (on its stack: signal handlers on several
+ * threads may read line tables at once) and refills with
+ * scalene_safe_read. */
 typedef struct core_bytes {
   const unsigned char *addr; /* the data in the process */
   Py_ssize_t len;
+  int safe;
   Py_ssize_t win_start, win_len; /* buf holds bytes [win_start, win_start + win_len) */
   unsigned char buf[256];
 } core_bytes;
@@ -254,6 +258,8 @@ static int core_byte(core_bytes *b, Py_ssize_t i)
 {
   if (i < 0 || i >= b->len)
     return -1;
+  if (!b->safe)
+    return b->addr[i];
   if (i < b->win_start || i >= b->win_start + b->win_len) {
     Py_ssize_t n = b->len - i;
     if (n > (Py_ssize_t)sizeof b->buf)
@@ -266,15 +272,16 @@ static int core_byte(core_bytes *b, Py_ssize_t i)
   return b->buf[i - b->win_start];
 }
 
-static int core_bytes_open(core_bytes *b, const void *obj, int remote)
+static int core_bytes_open(core_bytes *b, const void *obj, int safe)
 {
   PyBytesObject hdr;
-  if (core_fetch(remote, &hdr, obj, offsetof(PyBytesObject, ob_sval)) < 0)
+  if (core_fetch(safe, &hdr, obj, offsetof(PyBytesObject, ob_sval)) < 0)
     return -1;
   if (Py_TYPE(&hdr) != &PyBytes_Type || Py_SIZE(&hdr) < 0)
     return -1;
   b->addr = (const unsigned char *)obj + offsetof(PyBytesObject, ob_sval);
   b->len = Py_SIZE(&hdr);
+  b->safe = safe;
   b->win_start = 0;
   b->win_len = 0;
   return 0;
@@ -374,11 +381,11 @@ static int core_put_utf8(char *out, size_t *o, size_t cap, uint32_t c)
  * their cached UTF-8 form when there is one, and are encoded here from their
  * 1-, 2- or 4-byte code units otherwise.  Returns the length, or -1 when obj
  * is not a readable str. */
-static Py_ssize_t core_utf8(const void *obj, int remote, char *out, size_t cap)
+static Py_ssize_t core_utf8(const void *obj, int safe, char *out, size_t cap)
 {
   PyUnicodeObject u; /* the largest header; only the relevant part is read */
   out[0] = '\0';
-  if (core_fetch(remote, &u, obj, sizeof(PyASCIIObject)) < 0)
+  if (core_fetch(safe, &u, obj, sizeof(PyASCIIObject)) < 0)
     return -1;
   PyASCIIObject *a = (PyASCIIObject *)&u;
   if (Py_TYPE(a) != &PyUnicode_Type || a->length < 0)
@@ -389,7 +396,7 @@ static Py_ssize_t core_utf8(const void *obj, int remote, char *out, size_t cap)
     data = (const char *)obj + sizeof(PyASCIIObject);
     kind = 0; /* UTF-8 already */
   } else {
-    if (core_fetch(remote, &u, obj, a->state.compact ? sizeof(PyCompactUnicodeObject)
+    if (core_fetch(safe, &u, obj, a->state.compact ? sizeof(PyCompactUnicodeObject)
                                                      : sizeof(PyUnicodeObject)) < 0)
       return -1;
     PyCompactUnicodeObject *c = (PyCompactUnicodeObject *)&u;
@@ -397,7 +404,7 @@ static Py_ssize_t core_utf8(const void *obj, int remote, char *out, size_t cap)
       size_t n = (size_t)c->utf8_length;
       if (n >= cap)
         n = cap - 1;
-      if (core_fetch(remote, out, c->utf8, n) < 0)
+      if (core_fetch(safe, out, c->utf8, n) < 0)
         return -1;
       if (n < (size_t)c->utf8_length) /* cut at a character boundary */
         while (n > 0 && ((unsigned char)out[n] & 0xC0) == 0x80)
@@ -414,7 +421,7 @@ static Py_ssize_t core_utf8(const void *obj, int remote, char *out, size_t cap)
   }
   if (kind == 0) {
     size_t n = (size_t)a->length < cap ? (size_t)a->length : cap - 1;
-    if (core_fetch(remote, out, data, n) < 0)
+    if (core_fetch(safe, out, data, n) < 0)
       return -1;
     out[n] = '\0';
     return (Py_ssize_t)n;
@@ -426,7 +433,7 @@ static Py_ssize_t core_utf8(const void *obj, int remote, char *out, size_t cap)
     Py_ssize_t n = len - i;
     if (n > (Py_ssize_t)(sizeof chunk / kind))
       n = (Py_ssize_t)(sizeof chunk / kind);
-    if (core_fetch(remote, chunk, data + (size_t)i * kind, (size_t)n * kind) < 0)
+    if (core_fetch(safe, chunk, data + (size_t)i * kind, (size_t)n * kind) < 0)
       return -1;
     for (Py_ssize_t j = 0; j < n; j++) {
       uint32_t c;
@@ -514,6 +521,7 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
   const core_filter *f = arg;
   const PyThreadState *ts;
   int remote = ctx->remote;
+  int safe = remote || !ctx->in_hook;
   if (!remote) {
     ts = PyGILState_GetThisThreadState();
   } else {
@@ -526,16 +534,16 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
      * pool): its CPU time is the program's too, at no Python line. */
     return SCALENE_LOCATE_UNATTRIBUTED;
 
-  const void *addr = core_frames_top(ts, remote);
+  const void *addr = core_frames_top(ts, safe);
   for (int depth = 0; addr != NULL && depth < CORE_MAX_DEPTH; depth++) {
     core_frame_t fr;
-    if (core_frames_read(addr, remote, &fr) < 0)
+    if (core_frames_read(addr, safe, &fr) < 0)
       break;
     addr = fr.previous;
     if (fr.cstack)
       continue;
     PyCodeObject co;
-    if (core_fetch(remote, &co, fr.code, offsetof(PyCodeObject, co_code_adaptive)) < 0)
+    if (core_fetch(safe, &co, fr.code, offsetof(PyCodeObject, co_code_adaptive)) < 0)
       continue;
     if (Py_TYPE(&co) != &PyCode_Type)
       continue;
@@ -546,15 +554,15 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
       continue; /* not started, or garbage */
     if (!fr.generator && instr < co._co_firsttraceable)
       continue; /* incomplete: still setting up cells or a generator */
-    Py_ssize_t n = core_utf8(co.co_filename, remote, loc->file, sizeof loc->file);
+    Py_ssize_t n = core_utf8(co.co_filename, safe, loc->file, sizeof loc->file);
     if (n < 0 || !core_file_passes(f, loc->file, (size_t)n))
       continue;
     core_bytes table;
     loc->line = 0;
-    if (core_bytes_open(&table, co.co_linetable, remote) == 0)
+    if (core_bytes_open(&table, co.co_linetable, safe) == 0)
       loc->line = core_line_for(&table, co.co_firstlineno, instr);
     loc->function_line = co.co_firstlineno > 0 ? (uint32_t)co.co_firstlineno : 0;
-    if (core_utf8(co.co_qualname, remote, loc->function, sizeof loc->function) < 0)
+    if (core_utf8(co.co_qualname, safe, loc->function, sizeof loc->function) < 0)
       loc->function[0] = '\0';
     return SCALENE_LOCATE_FOUND;
   }
@@ -786,8 +794,8 @@ static PyObject *profiler_new(PyTypeObject *type, PyObject *args, PyObject *kwds
     goto fail;
   }
   if (memory) {
-    /* Same profile, same locator: inside an allocation it reads the
-     * allocating thread's own frames (remote 0, ucontext NULL). */
+    /* Same profile, same locator: inside an allocation (ctx->in_hook) it
+     * reads the allocating thread's own frames with plain loads. */
     scalene_heap_options_t hopts;
     scalene_heap_options_init(&hopts);
     hopts.sampling_bytes = (uint64_t)sampling_bytes;
@@ -799,11 +807,11 @@ static PyObject *profiler_new(PyTypeObject *type, PyObject *args, PyObject *kwds
       core_raise(st, rc, &err);
       goto fail;
     }
-    /* The copy sampler: same profile and locator.  The locator neither
-     * allocates nor calls the C library's copy functions (its fixed-size
-     * copies are inlined; objdump shows memcpy@plt only in core_str_set,
-     * which runs before any hook), and a copy made inside either sampler's
-     * slow path is not counted (the shared depth of hook_tls.h). */
+    /* The copy sampler: same profile and locator.  The locator never
+     * allocates; the copies it makes with plain loads inside a hook (a
+     * string of variable length is a memcpy call) run inside either
+     * sampler's slow path, where a copy is not counted (the shared depth of
+     * hook_tls.h). */
     scalene_memcpy_options_t copts;
     scalene_memcpy_options_init(&copts);
     copts.sampling_bytes = (uint64_t)copy_bytes;
@@ -1131,26 +1139,32 @@ static PyObject *profiler_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(profiler_probe_doc,
-"_probe(thread_id=None)\n--\n\n"
+"_probe(thread_id=None, hook=False)\n--\n\n"
 "Test hook: run the locator now with this Profiler's filter and return\n"
 "(result, file, function, line, function_line).  Without thread_id it reads\n"
-"the calling thread as the signal handler does; with the threading ident of\n"
-"another thread it reads that thread in remote mode (scalene_safe_read), as\n"
-"the off-CPU sampler does.  Remote probes are refused while running.");
+"the calling thread as the signal handler does (scalene_safe_read), or with\n"
+"hook=True as the heap and copy samplers' hooks do (plain loads); with the\n"
+"threading ident of another thread it reads that thread in remote mode\n"
+"(scalene_safe_read), as the off-CPU sampler does.  Remote probes are\n"
+"refused while running.");
 
 static PyObject *profiler_probe(PyObject *op, PyObject *args, PyObject *kwds)
 {
-  static char *kwlist[] = {"thread_id", NULL};
+  static char *kwlist[] = {"thread_id", "hook", NULL};
   ProfilerObject *self = (ProfilerObject *)op;
   PyObject *ident = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:_probe", kwlist, &ident))
+  int hook = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|Op:_probe", kwlist, &ident, &hook))
     return NULL;
+  if (hook && ident != Py_None)
+    return PyErr_Format(PyExc_ValueError, "hook=True reads the calling thread only");
   core_state *st = profiler_state(op);
   if (st == NULL)
     return NULL;
   scalene_sample_context_t ctx;
   memset(&ctx, 0, sizeof ctx);
   ctx.tid = core_gettid();
+  ctx.in_hook = hook;
   PyThreadState *target = NULL;
   if (ident != Py_None) {
     if (self->running)

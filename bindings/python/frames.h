@@ -2,25 +2,32 @@
  *
  * ASYNC-SIGNAL-SAFE.  Everything in this header and in the layout headers it
  * includes (frames_311.h for CPython 3.11 and 3.12, frames_313.h for 3.13)
- * runs inside the CPU sampler's signal handler, or on the sampler's own
- * thread while the profiled thread may run under it (remote mode).  It makes
- * no allocation, takes no lock, calls no Python API, and reads memory only
- * through core_fetch(), which is scalene_safe_read() in both modes.  In
- * remote mode any pointer may be stale.  In the handler the interrupted
- * thread is this thread, so nothing changes while we read, but what we read
- * need not be mapped: when a frame returns, CPython pops it (and may unmap
- * its data-stack chunk, or free its code object's arena) before it points
- * current_frame at the caller, so a signal in between finds current_frame
- * naming unmapped memory.  A plain copy there crashed the program (seen once
- * in a few hundred benchmark runs); a safe read costs a system call, a few
- * microseconds per sample.
+ * runs inside the CPU sampler's signal handler, inside the heap or copy
+ * sampler's hook (an allocation or copy this thread made), or on the
+ * sampler's own thread while the profiled thread may run under it (remote
+ * mode).  It makes no allocation, takes no lock, calls no Python API, and
+ * reads memory only through core_fetch(), whose `safe` argument says how:
+ *   - safe (the handler, remote mode): scalene_safe_read().  In remote mode
+ *     any pointer may be stale.  In the handler the interrupted thread is
+ *     this thread, so nothing changes while we read, but what we read need
+ *     not be mapped: when a frame returns, CPython pops it (and may unmap its
+ *     data-stack chunk, or free its code object's arena) before it points
+ *     current_frame at the caller, so a signal in between finds
+ *     current_frame naming unmapped memory.  A plain copy there crashed the
+ *     program (seen once in a few hundred benchmark runs); a safe read costs
+ *     a system call, a few microseconds per sample.
+ *   - not safe (inside a hook, ctx->in_hook): plain loads.  The thread is at
+ *     an allocation or copy it made itself, where its frames are consistent
+ *     (docs/safety.md, "The locator inside an allocation"); the heap sampler
+ *     takes hundreds of samples a second, and system calls there cost an
+ *     allocation-heavy program a few per cent.
  *
  * The common interface, implemented by each layout header with field access
  * only:
  *
- *   const void *core_frames_top(const PyThreadState *ts, int remote);
+ *   const void *core_frames_top(const PyThreadState *ts, int safe);
  *       the innermost interpreter frame of ts, or NULL;
- *   int core_frames_read(const void *frame, int remote, core_frame_t *out);
+ *   int core_frames_read(const void *frame, int safe, core_frame_t *out);
  *       copies what the locator needs out of one frame: 0, or -1 when the
  *       frame cannot be read (the walk stops there).
  *
@@ -49,14 +56,16 @@ typedef struct core_frame {
   int generator;              /* owned by a generator: never incomplete */
 } core_frame_t;
 
-/* Copies n bytes at src into dst: 0, or -1 when src is obviously bad or not
- * readable. */
-static inline int core_fetch(int remote, void *dst, const void *src, size_t n)
+/* Copies n bytes at src into dst: 0, or -1 when src is obviously bad or (a
+ * safe read) not readable. */
+static inline int core_fetch(int safe, void *dst, const void *src, size_t n)
 {
-  (void)remote; /* both modes read safely: see the top of this file */
   if ((uintptr_t)src < 4096)
     return -1;
-  return scalene_safe_read(dst, src, n);
+  if (safe)
+    return scalene_safe_read(dst, src, n);
+  memcpy(dst, src, n);
+  return 0;
 }
 
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000

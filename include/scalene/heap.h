@@ -55,7 +55,8 @@ typedef struct scalene_heap_options {
   uint64_t sampling_bytes;     /* mean bytes between samples; default 1 MiB */
   unsigned int hooks;          /* SCALENE_HEAP_HOOK_*; default SCALENE_HEAP_HOOK_MALLOC */
   scalene_locator_fn locator;  /* required; called inside the allocator (ctx->pc is the
-                                * caller's return address, ucontext NULL, remote 0) */
+                                * caller's return address, in_hook 1, ucontext NULL,
+                                * remote 0) */
   void *locator_arg;
   unsigned int table_capacity; /* sampled pointers tracked at once; default 65536 */
   unsigned int buffer_capacity;/* samples buffered before the drain; default 16384 */

@@ -46,7 +46,8 @@ typedef struct scalene_memcpy_options {
   size_t size;                 /* sizeof(scalene_memcpy_options_t); set by _init */
   uint64_t sampling_bytes;     /* mean bytes between samples; default 4 MiB */
   scalene_locator_fn locator;  /* required; called inside the copy (ctx->pc is the
-                                * caller's return address, ucontext NULL, remote 0) */
+                                * caller's return address, in_hook 1, ucontext NULL,
+                                * remote 0) */
   void *locator_arg;
   unsigned int buffer_capacity;/* samples buffered before the drain; default 4096 */
 } scalene_memcpy_options_t;

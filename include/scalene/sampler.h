@@ -59,6 +59,11 @@ typedef struct scalene_sample_context {
   uintptr_t pc;    /* handler: interrupted program counter; remote: 0 */
   uintptr_t sp;    /* handler: interrupted stack pointer; remote: 0 */
   uintptr_t fp;    /* handler: interrupted frame pointer; remote: 0 */
+  int in_hook;     /* 1: called inside an allocation or copy hook (heap.h,
+                    *    memcpy.h) on thread tid, which is at a call it made
+                    *    itself: its own state is consistent and may be read
+                    *    with plain loads; remote is 0, ucontext NULL, pc the
+                    *    hook's caller.  0: a signal handler or remote call */
 } scalene_sample_context_t;
 
 /* Locator results. */
@@ -66,8 +71,9 @@ typedef struct scalene_sample_context {
 #define SCALENE_LOCATE_FOUND 1        /* *loc is filled */
 #define SCALENE_LOCATE_UNATTRIBUTED 2 /* count the time in the totals, at no line */
 
-/* Says where a thread is.  Runs inside a signal handler (ctx->remote == 0)
- * or on the sampler's thread (ctx->remote == 1), so it must be
+/* Says where a thread is.  Runs inside a signal handler (ctx->remote == 0),
+ * on the sampler's thread (ctx->remote == 1) or, for the heap and copy
+ * samplers, inside an allocation or copy (ctx->in_hook == 1), so it must be
  * async-signal-safe: no allocation, no locks, no stdio.  It fills *loc
  * (zeroed before the call) and returns one of SCALENE_LOCATE_*. */
 typedef int (*scalene_locator_fn)(const scalene_sample_context_t *ctx, scalene_location_t *loc,
