@@ -143,21 +143,33 @@ static void drain_state_free(struct scalene_heap *h) {
   free(h->seq_vals);
 }
 
+/* The last freed sampler, kept until the next free.  A thread may still be
+ * inside a replacement that loaded the sampler (or its page filter) just
+ * before stop cleared it, and a preempted thread may stay there for any
+ * time: rather than wait for it, free keeps the sampler's memory mapped
+ * (handing its pages back with MADV_DONTNEED, after which a late reader
+ * finds zeros: an empty table and ring) and unmaps it at the next free,
+ * when it has been dead for as long as the profile it belonged to ran. */
+static struct scalene_heap *_Atomic g_graveyard;
+
+static void heap_unmap(struct scalene_heap *h) {
+  munmap(h->table_map, h->table_map_len);
+  munmap(h->ring_map, h->ring_map_len);
+  free(h);
+}
+
 void scalene_heap_free(scalene_heap_t *h) {
   if (!h) return;
   scalene_heap_stop(h);
   struct scalene_heap *expected = h;
   atomic_compare_exchange_strong(&g_forkable, &expected, NULL);
-  /* A thread may still be inside a replacement that loaded the sampler
-   * just before stop cleared it (a few instructions); give it time to
-   * leave before the table and the ring are unmapped. */
-  struct timespec ts = {0, 2000000};
-  nanosleep(&ts, NULL);
-  munmap(h->table_map, h->table_map_len);
-  munmap(h->ring_map, h->ring_map_len);
+  scalene__heap_pages_release(h->pages);
   drain_state_free(h);
   pthread_mutex_destroy(&h->lock);
-  free(h);
+  madvise(h->table_map, h->table_map_len, MADV_DONTNEED);
+  madvise(h->ring_map, h->ring_map_len, MADV_DONTNEED);
+  struct scalene_heap *old = atomic_exchange(&g_graveyard, h);
+  if (old) heap_unmap(old);
 }
 
 /* ------------------------------------------------------------ drain */
@@ -301,6 +313,7 @@ int scalene_heap_start(scalene_heap_t *h, scalene_error_t *err) {
     return FAIL(err, SCALENE_ESTATE,
                               "scalene_heap_start: a heap sampler already runs in this process");
   if (!h->start_ns) h->start_ns = scalene__heap_now_ns();
+  atomic_store(&scalene__heap_pages, h->pages);
   atomic_fetch_add(&scalene__heap_gen, 1);
   atomic_store(&g_forkable, h);
   atomic_store(&h->stop_requested, 0);

@@ -15,13 +15,25 @@
  * never touches errno except through the real functions it wraps.
  *
  * Thread-local state is initial-exec TLS (no __tls_get_addr, which may
- * allocate on first use in a dlopen'ed object): the countdown, the PRNG
- * state and a re-entrancy depth.  depth > 0 means "inside the sampler or
- * inside an allocator that reports its own blocks" (scalene_heap_enter):
- * the hooks then do not count allocations, so the locator's allocations,
- * the drain thread's and the inner malloc of a PyMem hook are not counted.
- * Frees are always looked up, whatever the depth: a sampled block must
- * leave the table before its address can be handed out again. */
+ * allocate on first use in a dlopen'ed object), in the block shared with
+ * the memcpy hooks (hook_tls.h): the countdown, the PRNG state and a
+ * re-entrancy depth.  depth > 0 means "inside the sampler or inside an
+ * allocator that reports its own blocks" (scalene_heap_enter): the
+ * countdown is parked then, so the hooks do not count allocations, and the
+ * locator's allocations, the drain thread's and the inner malloc of a PyMem
+ * hook are not counted.  Frees are always looked up, whatever the depth: a
+ * sampled block must leave the table before its address can be handed out
+ * again.
+ *
+ * The fast paths are what every allocation and free of the program pays:
+ *   - an allocation subtracts its size from the countdown and compares the
+ *     countdown's start generation with the current one (note_alloc; the
+ *     pooled wrappers do it before the inner call, which they then make as
+ *     a tail call);
+ *   - a free reads one counter of the page filter, through a pointer that
+ *     is never NULL (scalene__heap_pages: a zero array while no sampler
+ *     owns it).
+ * Everything else is out of line. */
 #define _GNU_SOURCE
 #include "heap_internal.h"
 #include "hook_tls.h"
@@ -36,20 +48,29 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TLS_IE SCALENE__TLS_IE
-
-static __thread int64_t tl_countdown TLS_IE; /* bytes until the next sample */
-static __thread uint64_t tl_rng TLS_IE;      /* xorshift64* state; 0 = not seeded */
-/* The re-entrancy depth, shared with the memcpy hooks (hook_tls.h). */
-__thread int scalene__tl_depth SCALENE__TLS_SHARED;
-#define tl_depth scalene__tl_depth
-static __thread uint32_t tl_gen TLS_IE;      /* scalene__heap_gen the countdown was drawn for */
+/* The thread-local block shared with the memcpy hooks (hook_tls.h). */
+__thread scalene__hook_tls_t scalene__tls SCALENE__TLS_SHARED;
+#define tl_countdown scalene__tls.heap_countdown
+#define tl_rng scalene__tls.heap_rng
+#define tl_gen scalene__tls.heap_gen
+#define tl_depth scalene__tls.depth
 
 /* Bumped at every start: a countdown drawn for an earlier start (perhaps
  * with another mean) is drawn again. */
 _Atomic uint32_t scalene__heap_gen;
 
 struct scalene_heap *_Atomic scalene__heap_active;
+
+/* The page filter the free hooks read: the running (or last started)
+ * sampler's, or this zero array, which is never written (and so never
+ * made resident). */
+static _Atomic uint32_t zero_pages[SCALENE__HEAP_PAGE_BUCKETS];
+_Atomic uint32_t *_Atomic scalene__heap_pages = zero_pages;
+
+void scalene__heap_pages_release(_Atomic uint32_t *pages) {
+  _Atomic uint32_t *expected = pages;
+  atomic_compare_exchange_strong(&scalene__heap_pages, &expected, zero_pages);
+}
 
 /* The real functions, stored by scalene__interpose_install. */
 static void *(*real_malloc)(size_t);
@@ -293,6 +314,7 @@ static void sample_alloc(struct scalene_heap *h, void *ptr, size_t size, uint32_
   memset(&ctx, 0, sizeof ctx);
   ctx.tid = (pid_t)syscall(SYS_gettid);
   ctx.pc = pc;
+  ctx.in_hook = 1;
   uint64_t pos;
   scalene__heap_rec_t *r = ring_reserve(h, &pos);
   if (!r) {
@@ -323,16 +345,31 @@ out:
   scalene__depth_leave();
 }
 
-/* Counts an allocation of size bytes at ptr made by this thread. */
+/* Sets the countdown an allocation was counted on: the thread's own, or
+ * (bracketed: a report at depth 1, scalene_heap_record_alloc) the value
+ * the outermost bracket parked. */
+static inline void set_countdown(int bracketed, int64_t v) {
+  if (bracketed)
+    scalene__tls.heap_saved = v;
+  else
+    tl_countdown = v;
+}
+
 /* The slow path of note_alloc: the countdown crossed zero, or was drawn
  * for an earlier start.  Out of line, so that the fast path stays a few
  * instructions with no registers to save. */
 static __attribute__((noinline)) void note_alloc_slow(void *ptr, size_t size, uint32_t flags,
-                                                      uintptr_t pc, int64_t c) {
+                                                      uintptr_t pc, int64_t c, int bracketed) {
+  if (!bracketed && tl_depth > 0) {
+    /* Inside a bracket: the countdown is parked (only a start since the
+     * bracket began makes the fast path fail); keep it parked. */
+    tl_countdown = INT64_MAX;
+    return;
+  }
   uint32_t gen = atomic_load_explicit(&scalene__heap_gen, memory_order_relaxed);
   struct scalene_heap *h = atomic_load_explicit(&scalene__heap_active, memory_order_acquire);
   if (!h) {
-    tl_countdown = c > 0 ? c : 1; /* sample nothing while no sampler runs */
+    set_countdown(bracketed, c > 0 ? c : 1); /* sample nothing while no sampler runs */
     return;
   }
   if (tl_rng == 0 || tl_gen != gen) { /* first allocation since start: draw, then count */
@@ -340,28 +377,47 @@ static __attribute__((noinline)) void note_alloc_slow(void *ptr, size_t size, ui
     tl_gen = gen;
     c = scalene__draw_countdown(&tl_rng, h->mean) - (int64_t)(size > INT64_MAX ? INT64_MAX : size);
     if (c > 0) {
-      tl_countdown = c;
+      set_countdown(bracketed, c);
       return;
     }
   }
-  tl_countdown = scalene__draw_countdown(&tl_rng, h->mean);
+  set_countdown(bracketed, scalene__draw_countdown(&tl_rng, h->mean));
   sample_alloc(h, ptr, size, flags, pc);
 }
 
-/* Counts an allocation of size bytes at ptr made by this thread. */
+/* Whether the countdown, drawn for the current start, absorbs size bytes
+ * (0 <= size <= INT64_MAX): then it is stored in *c_out and the allocation
+ * is not sampled. */
+static inline __attribute__((always_inline)) int countdown_absorbs(int64_t countdown,
+                                                                    int64_t size, int64_t *c_out) {
+  /* countdown is at least 1 outside the slow path; computed unsigned, a
+   * wrap-around lands in the slow path */
+  int64_t c = (int64_t)((uint64_t)countdown - (uint64_t)size);
+  *c_out = c;
+  return __builtin_expect(
+      c > 0 && tl_gen == atomic_load_explicit(&scalene__heap_gen, memory_order_relaxed), 1);
+}
+
+static inline int64_t clamp_size(size_t size) {
+  return size > INT64_MAX ? INT64_MAX : (int64_t)size;
+}
+
+/* Counts an allocation of size bytes at ptr made by this thread (at depth
+ * 0; inside a bracket the parked countdown absorbs it). */
 static inline __attribute__((always_inline)) void note_alloc(void *ptr, size_t size,
                                                              uint32_t flags, uintptr_t pc) {
-  int64_t c = tl_countdown - (int64_t)(size > INT64_MAX ? INT64_MAX : size);
-  if (__builtin_expect(c > 0 && tl_gen == atomic_load_explicit(&scalene__heap_gen,
-                                                               memory_order_relaxed), 1)) {
+  int64_t c;
+  if (countdown_absorbs(tl_countdown, clamp_size(size), &c)) {
     tl_countdown = c;
     return;
   }
-  note_alloc_slow(ptr, size, flags, pc, c);
+  note_alloc_slow(ptr, size, flags, pc, c, 0);
 }
 
 /* The slow path of note_free: ptr's page bucket is not empty. */
-static __attribute__((noinline)) void note_free_slow(struct scalene_heap *h, void *ptr) {
+static __attribute__((noinline)) void note_free_slow(void *ptr) {
+  struct scalene_heap *h = atomic_load_explicit(&scalene__heap_active, memory_order_acquire);
+  if (!h || !ptr) return;
   double weight;
   uint64_t seq;
   uint32_t flags;
@@ -382,16 +438,18 @@ static __attribute__((noinline)) void note_free_slow(struct scalene_heap *h, voi
   ring_publish(h, r, pos);
 }
 
-/* Credits the free of ptr if it was sampled (mmap: only MMAP entries).
- * The page filter is checked inline: nearly every free ends there. */
-static inline __attribute__((always_inline)) void note_free(void *ptr, int is_munmap) {
-  (void)is_munmap;
-  struct scalene_heap *h = atomic_load_explicit(&scalene__heap_active, memory_order_acquire);
-  if (!h || !ptr) return;
-  if (__builtin_expect(atomic_load_explicit(&h->pages[page_of((uintptr_t)ptr)],
-                                            memory_order_acquire) == 0, 1))
-    return;
-  note_free_slow(h, ptr);
+/* Whether ptr's bucket of the page filter is empty: then ptr was not
+ * sampled (nearly every free ends here). */
+static inline __attribute__((always_inline)) int page_clear(const void *ptr) {
+  _Atomic uint32_t *pages = atomic_load_explicit(&scalene__heap_pages, memory_order_acquire);
+  return __builtin_expect(atomic_load_explicit(&pages[page_of((uintptr_t)ptr)],
+                                               memory_order_acquire) == 0, 1);
+}
+
+/* Credits the free of ptr if it was sampled (a munmap: the mapping that
+ * starts at ptr). */
+static inline __attribute__((always_inline)) void note_free(void *ptr) {
+  if (!page_clear(ptr)) note_free_slow(ptr);
 }
 
 /* ------------------------------------------------------------ public record API */
@@ -399,12 +457,25 @@ static inline __attribute__((always_inline)) void note_free(void *ptr, int is_mu
 SCALENE_API void scalene_heap_record_alloc(void *ptr, size_t size, unsigned int flags) {
   if (!ptr || tl_depth > 1) return; /* an inner allocator of a bracketed call */
   if (!atomic_load_explicit(&scalene__heap_active, memory_order_relaxed)) return;
-  note_alloc(ptr, size, flags & SCALENE_HEAP_PYTHON, (uintptr_t)__builtin_return_address(0));
+  uint32_t f = flags & SCALENE_HEAP_PYTHON;
+  uintptr_t pc = (uintptr_t)__builtin_return_address(0);
+  if (tl_depth == 0) {
+    note_alloc(ptr, size, f, pc);
+    return;
+  }
+  /* Depth 1: the outermost bracket parked the countdown; count on the value
+   * it saved. */
+  int64_t c;
+  if (countdown_absorbs(scalene__tls.heap_saved, clamp_size(size), &c)) {
+    scalene__tls.heap_saved = c;
+    return;
+  }
+  note_alloc_slow(ptr, size, f, pc, c, 1);
 }
 
 SCALENE_API void scalene_heap_record_free(void *ptr, unsigned int flags) {
   (void)flags;
-  note_free(ptr, 0);
+  note_free(ptr);
 }
 
 /* For an LD_PRELOAD shim's malloc family: what hook_malloc does after the
@@ -417,6 +488,8 @@ SCALENE_API void scalene_heap_hook_alloc(void *ptr, size_t size, uintptr_t calle
 
 /* ------------------------------------------------------------ wrapped allocators */
 
+#define PC() ((uintptr_t)__builtin_return_address(0))
+
 /* The functions of scalene_heap_wrap_allocator.  An allocation runs the
  * inner allocator inside a depth bracket (its malloc-family calls, and a
  * nested wrapped allocator's, are not counted) and is counted after it, at
@@ -427,7 +500,7 @@ static void *wrap_malloc(void *ctx, size_t size) {
   scalene__depth_enter();
   void *p = w->inner.malloc(w->inner.ctx, size);
   scalene__depth_leave();
-  if (p && tl_depth == 0) note_alloc(p, size, w->flags, (uintptr_t)__builtin_return_address(0));
+  if (p) note_alloc(p, size, w->flags, PC());
   return p;
 }
 
@@ -437,8 +510,7 @@ static void *wrap_calloc(void *ctx, size_t nelem, size_t elsize) {
   void *p = w->inner.calloc(w->inner.ctx, nelem, elsize);
   scalene__depth_leave();
   size_t total;
-  if (p && tl_depth == 0 && !__builtin_mul_overflow(nelem, elsize, &total))
-    note_alloc(p, total, w->flags, (uintptr_t)__builtin_return_address(0));
+  if (p && !__builtin_mul_overflow(nelem, elsize, &total)) note_alloc(p, total, w->flags, PC());
   return p;
 }
 
@@ -447,40 +519,74 @@ static void *wrap_calloc(void *ctx, size_t nelem, size_t elsize) {
  * counts the new block once, here. */
 static void *wrap_realloc(void *ctx, void *ptr, size_t size) {
   const scalene_heap_wrapper_t *w = ctx;
-  if (ptr) note_free(ptr, 0);
+  if (ptr) note_free(ptr);
   scalene__depth_enter();
   void *p = w->inner.realloc(w->inner.ctx, ptr, size);
   scalene__depth_leave();
-  if (p && tl_depth == 0)
-    note_alloc(p, size, w->flags & SCALENE_HEAP_PYTHON, (uintptr_t)__builtin_return_address(0));
+  if (p) note_alloc(p, size, w->flags & SCALENE_HEAP_PYTHON, PC());
   return p;
+}
+
+/* Also the pooled wrappers' free.  The common case is a tail call. */
+static __attribute__((noinline)) void wrap_free_slow(const scalene_heap_wrapper_t *w,
+                                                     void *ptr) {
+  note_free_slow(ptr);
+  w->inner.free(w->inner.ctx, ptr);
 }
 
 static void wrap_free(void *ctx, void *ptr) {
   const scalene_heap_wrapper_t *w = ctx;
-  if (ptr) note_free(ptr, 0);
-  w->inner.free(w->inner.ctx, ptr);
+  if (page_clear(ptr)) {
+    w->inner.free(w->inner.ctx, ptr);
+    return;
+  }
+  wrap_free_slow(w, ptr);
 }
 
 /* SCALENE_HEAP_POOLED: no bracket; only the pools' requests count here
  * (size - 1 < pool_max: 1..pool_max bytes), the rest where the pool
- * allocator hands them. */
+ * allocator hands them.  The countdown is taken before the inner call, so
+ * that an unsampled allocation ends in a tail call (a failed one has
+ * counted its bytes: it happens only when memory is exhausted); the slow
+ * functions make the call and count what it returned. */
+static __attribute__((noinline)) void *pooled_malloc_slow(const scalene_heap_wrapper_t *w,
+                                                          size_t size, uintptr_t pc) {
+  void *p = w->inner.malloc(w->inner.ctx, size);
+  if (p && size - 1 < w->pool_max) note_alloc(p, size, w->flags & SCALENE_HEAP_PYTHON, pc);
+  return p;
+}
+
 static void *wrap_pooled_malloc(void *ctx, size_t size) {
   const scalene_heap_wrapper_t *w = ctx;
-  void *p = w->inner.malloc(w->inner.ctx, size);
-  if (p && size - 1 < w->pool_max && tl_depth == 0)
-    note_alloc(p, size, w->flags & SCALENE_HEAP_PYTHON, (uintptr_t)__builtin_return_address(0));
+  int64_t c;
+  if (__builtin_expect(size - 1 < w->pool_max, 1) &&
+      countdown_absorbs(tl_countdown, (int64_t)size, &c)) { /* size <= pool_max */
+    tl_countdown = c;
+    return w->inner.malloc(w->inner.ctx, size);
+  }
+  return pooled_malloc_slow(w, size, PC());
+}
+
+static __attribute__((noinline)) void *pooled_calloc_slow(const scalene_heap_wrapper_t *w,
+                                                          size_t nelem, size_t elsize,
+                                                          uintptr_t pc) {
+  void *p = w->inner.calloc(w->inner.ctx, nelem, elsize);
+  size_t total;
+  if (p && !__builtin_mul_overflow(nelem, elsize, &total) && total - 1 < w->pool_max)
+    note_alloc(p, total, w->flags & SCALENE_HEAP_PYTHON, pc);
   return p;
 }
 
 static void *wrap_pooled_calloc(void *ctx, size_t nelem, size_t elsize) {
   const scalene_heap_wrapper_t *w = ctx;
-  void *p = w->inner.calloc(w->inner.ctx, nelem, elsize);
   size_t total;
-  if (p && !__builtin_mul_overflow(nelem, elsize, &total) && total - 1 < w->pool_max &&
-      tl_depth == 0)
-    note_alloc(p, total, w->flags & SCALENE_HEAP_PYTHON, (uintptr_t)__builtin_return_address(0));
-  return p;
+  int64_t c;
+  if (!__builtin_mul_overflow(nelem, elsize, &total) && total - 1 < w->pool_max &&
+      countdown_absorbs(tl_countdown, (int64_t)total, &c)) {
+    tl_countdown = c;
+    return w->inner.calloc(w->inner.ctx, nelem, elsize);
+  }
+  return pooled_calloc_slow(w, nelem, elsize, PC());
 }
 
 SCALENE_API int scalene_heap_wrap_allocator(scalene_heap_wrapper_t *w,
@@ -504,12 +610,10 @@ SCALENE_API int scalene_heap_wrap_allocator(scalene_heap_wrapper_t *w,
 
 /* ------------------------------------------------------------ replacements */
 
-#define PC() ((uintptr_t)__builtin_return_address(0))
-
 static void *hook_malloc(size_t n) {
   if (__builtin_expect(!real_malloc, 0)) return NULL;
   void *p = real_malloc(n);
-  if (p && tl_depth == 0) note_alloc(p, n, 0, PC());
+  if (p) note_alloc(p, n, 0, PC());
   return p;
 }
 
@@ -517,7 +621,7 @@ static void *hook_calloc(size_t nmemb, size_t size) {
   if (__builtin_expect(!real_calloc, 0)) return NULL;
   void *p = real_calloc(nmemb, size);
   size_t total;
-  if (p && tl_depth == 0 && !__builtin_mul_overflow(nmemb, size, &total))
+  if (p && !__builtin_mul_overflow(nmemb, size, &total))
     note_alloc(p, total, 0, PC());
   return p;
 }
@@ -527,9 +631,9 @@ static void *hook_realloc(void *old, size_t n) {
   /* realloc = free of the old block + allocation of the new one.  The old
    * block leaves the table before the real call: once it returns, its
    * address may already be another thread's. */
-  if (old) note_free(old, 0);
+  if (old) note_free(old);
   void *p = real_realloc(old, n);
-  if (p && n && tl_depth == 0) note_alloc(p, n, 0, PC());
+  if (p && n) note_alloc(p, n, 0, PC());
   return p;
 }
 
@@ -545,52 +649,51 @@ static void *hook_reallocarray(void *old, size_t nmemb, size_t size) {
   }
   size_t total;
   int overflow = __builtin_mul_overflow(nmemb, size, &total);
-  int count = tl_depth == 0;
-  if (old && !overflow) note_free(old, 0); /* on overflow the call fails, old stays */
+  if (old && !overflow) note_free(old); /* on overflow the call fails, old stays */
   scalene__depth_enter();
   void *p = real_reallocarray(old, nmemb, size);
   scalene__depth_leave();
-  if (p && !overflow && total && count) note_alloc(p, total, 0, PC());
+  if (p && !overflow && total) note_alloc(p, total, 0, PC());
   return p;
 }
 
 static void hook_free(void *p) {
-  if (p) note_free(p, 0);
+  note_free(p);
   if (__builtin_expect(real_free != NULL, 1)) real_free(p);
 }
 
 static int hook_posix_memalign(void **out, size_t align, size_t n) {
   if (__builtin_expect(!real_posix_memalign, 0)) return ENOMEM;
   int rc = real_posix_memalign(out, align, n);
-  if (rc == 0 && *out && tl_depth == 0) note_alloc(*out, n, 0, PC());
+  if (rc == 0 && *out) note_alloc(*out, n, 0, PC());
   return rc;
 }
 
 static void *hook_aligned_alloc(size_t align, size_t n) {
   if (__builtin_expect(!real_aligned_alloc, 0)) return NULL;
   void *p = real_aligned_alloc(align, n);
-  if (p && tl_depth == 0) note_alloc(p, n, 0, PC());
+  if (p) note_alloc(p, n, 0, PC());
   return p;
 }
 
 static void *hook_memalign(size_t align, size_t n) {
   if (__builtin_expect(!real_memalign, 0)) return NULL;
   void *p = real_memalign(align, n);
-  if (p && tl_depth == 0) note_alloc(p, n, 0, PC());
+  if (p) note_alloc(p, n, 0, PC());
   return p;
 }
 
 static void *hook_valloc(size_t n) {
   if (__builtin_expect(!real_valloc, 0)) return NULL;
   void *p = real_valloc(n);
-  if (p && tl_depth == 0) note_alloc(p, n, 0, PC());
+  if (p) note_alloc(p, n, 0, PC());
   return p;
 }
 
 static void *hook_pvalloc(size_t n) {
   if (__builtin_expect(!real_pvalloc, 0)) return NULL;
   void *p = real_pvalloc(n);
-  if (p && tl_depth == 0) {
+  if (p) {
     long pg = sysconf(_SC_PAGESIZE); /* async-signal-safe */
     size_t page = pg > 0 ? (size_t)pg : 4096;
     note_alloc(p, n ? (n + page - 1) / page * page : page, 0, PC());
@@ -609,7 +712,7 @@ static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_
     return MAP_FAILED;
   }
   void *p = real_mmap(addr, len, prot, flags, fd, off);
-  if (p != MAP_FAILED && tl_depth == 0 && counted_mapping(prot, flags))
+  if (p != MAP_FAILED && counted_mapping(prot, flags))
     note_alloc(p, len, SCALENE__HEAP_F_MMAP, PC());
   return p;
 }
@@ -620,14 +723,14 @@ static void *hook_mmap64(void *addr, size_t len, int prot, int flags, int fd, of
     return MAP_FAILED;
   }
   void *p = real_mmap64(addr, len, prot, flags, fd, off);
-  if (p != MAP_FAILED && tl_depth == 0 && counted_mapping(prot, flags))
+  if (p != MAP_FAILED && counted_mapping(prot, flags))
     note_alloc(p, len, SCALENE__HEAP_F_MMAP, PC());
   return p;
 }
 
 static int hook_munmap(void *addr, size_t len) {
   /* A sampled mapping counts as freed when its start is unmapped. */
-  if (addr) note_free(addr, 1);
+  if (addr) note_free(addr);
   if (__builtin_expect(!real_munmap, 0)) {
     errno = EINVAL;
     return -1;

@@ -114,6 +114,12 @@ struct scalene_heap {
 extern struct scalene_heap *_Atomic scalene__heap_active;
 /* Bumped by every start (heap_hooks.c). */
 extern _Atomic uint32_t scalene__heap_gen;
+/* The page filter the free hooks read (heap_hooks.c): the last started
+ * sampler's pages, or a zero array; never NULL.  A start points it at its
+ * sampler's; scalene__heap_pages_release(pages) points it back at the zero
+ * array if it still names pages (before they are unmapped). */
+extern _Atomic uint32_t *_Atomic scalene__heap_pages;
+void scalene__heap_pages_release(_Atomic uint32_t *pages);
 
 /* heap_hooks.c */
 int scalene__heap_install_hooks(void);

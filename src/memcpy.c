@@ -106,20 +106,24 @@ int scalene_memcpy_new(const scalene_memcpy_options_t *opts, scalene_profile_t *
   return 0;
 }
 
+/* The last freed sampler, kept until the next free, as heap.c keeps its
+ * own: a thread may still be inside a replacement that loaded the sampler
+ * just before stop cleared it, for as long as it is preempted there. */
+static struct scalene_memcpy *_Atomic g_graveyard;
+
 void scalene_memcpy_free(scalene_memcpy_t *m) {
   if (!m) return;
   scalene_memcpy_stop(m);
   struct scalene_memcpy *expected = m;
   atomic_compare_exchange_strong(&g_forkable, &expected, NULL);
-  /* A thread may still be inside a replacement that loaded the sampler
-   * just before stop cleared it (a few instructions); give it time to
-   * leave before the ring is unmapped. */
-  struct timespec ts = {0, 2000000};
-  nanosleep(&ts, NULL);
-  munmap(m->ring_map, m->ring_map_len);
   scalene__loctab_free(&m->loctab);
   pthread_mutex_destroy(&m->lock);
-  free(m);
+  madvise(m->ring_map, m->ring_map_len, MADV_DONTNEED); /* a late reader finds zeros */
+  struct scalene_memcpy *old = atomic_exchange(&g_graveyard, m);
+  if (old) {
+    munmap(old->ring_map, old->ring_map_len);
+    free(old);
+  }
 }
 
 /* ------------------------------------------------------------ drain */

@@ -37,13 +37,11 @@
 #include <unistd.h>
 #include <wchar.h>
 
-/* Shared with heap_hooks.c (hook_tls.h). */
-__thread int64_t scalene__tl_copy_countdown SCALENE__TLS_SHARED; /* bytes until the next sample */
-__thread int64_t scalene__tl_copy_saved SCALENE__TLS_SHARED;
-#define tl_countdown scalene__tl_copy_countdown
-
-static __thread uint64_t tl_rng SCALENE__TLS_IE; /* xorshift64* state; 0 = not seeded */
-static __thread uint32_t tl_gen SCALENE__TLS_IE; /* scalene__memcpy_gen the countdown was drawn for */
+/* This sampler's thread-local state, in the block shared with heap_hooks.c
+ * (hook_tls.h). */
+#define tl_countdown scalene__tls.copy_countdown
+#define tl_rng scalene__tls.copy_rng
+#define tl_gen scalene__tls.copy_gen
 
 _Atomic uint32_t scalene__memcpy_gen;
 struct scalene_memcpy *_Atomic scalene__memcpy_active;
@@ -147,6 +145,7 @@ static void sample_copy(struct scalene_memcpy *m, size_t n, uintptr_t pc) {
   memset(&ctx, 0, sizeof ctx);
   ctx.tid = (pid_t)syscall(SYS_gettid);
   ctx.pc = pc;
+  ctx.in_hook = 1;
   memset(&r->loc, 0, sizeof r->loc);
   int found = m->opts.locator(&ctx, &r->loc, m->opts.locator_arg);
   r->weight = weight;
@@ -163,7 +162,7 @@ out:
 }
 
 static __attribute__((noinline)) void note_copy_slow(int64_t c, size_t n, uintptr_t pc) {
-  if (scalene__tl_depth > 0) return; /* inside a sampler: not counted (countdown parked) */
+  if (scalene__tls.depth > 0) return; /* inside a sampler: not counted (countdown parked) */
   uint32_t gen = atomic_load_explicit(&scalene__memcpy_gen, memory_order_relaxed);
   struct scalene_memcpy *m = atomic_load_explicit(&scalene__memcpy_active, memory_order_acquire);
   if (!m) { /* no sampler (a forked child, a hook still running after stop) */
