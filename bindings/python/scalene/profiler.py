@@ -10,9 +10,9 @@ code), which is policy of the command line, not of the library:
 * program_path: --program-path if given, else the script's directory, or for
   ``-m pkg.mod`` the directory of the top-level package (``pkg/``), or of
   the module file for a plain ``-m mod``.
-* exclude_prefixes: the interpreter's library directories (sysconfig's
-  stdlib, platstdlib, purelib and platlib, site.getsitepackages(), the user
-  site directory), each in its given and its symlink-resolved form.  A
+* exclude_prefixes: the interpreter's library directories (the standard
+  library, site.getsitepackages(), the user site directory: see
+  library_prefixes), each in its given and its symlink-resolved form.  A
   prefix that contains program_path is left out, so that profiling a
   program that lives inside site-packages (or the standard library) still
   profiles that program; everything else in that prefix stays outside
@@ -27,7 +27,6 @@ filters applied by the library.
 
 import os
 import site
-import sysconfig
 
 _core = None
 
@@ -65,12 +64,20 @@ def _is_under(path, prefix):
 
 
 def library_prefixes():
-    """The interpreter's library directories, absolute, without duplicates."""
+    """The interpreter's library directories, absolute, without duplicates:
+    the standard library (the directory of os.py; sysconfig's paths when
+    that is unknown: importing sysconfig costs a few ms at every start) and
+    the site-packages directories (site.getsitepackages() holds sysconfig's
+    purelib and platlib, in a venv as in Debian's and pyenv's layouts)."""
     found = []
-    paths = sysconfig.get_paths()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        if paths.get(key):
-            found.append(paths[key])
+    if getattr(os, "__file__", None):
+        found.append(os.path.dirname(os.__file__))
+    else:
+        import sysconfig
+        paths = sysconfig.get_paths()
+        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+            if paths.get(key):
+                found.append(paths[key])
     try:
         found.extend(site.getsitepackages())
     except AttributeError:  # virtualenv's old site.py
