@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -113,6 +114,26 @@ typedef struct core_strv {
   size_t n;
 } core_strv;
 
+/* The functions decorated with @profile (Profiler.add_profile_range): source
+ * ranges of files.  Once there is one, only lines inside a range are
+ * charged.  Append-only while the Profiler lives: an entry is written
+ * (holding the GIL), then published by raising count (release), so the
+ * locator, which reads count (acquire) and the entries below it, never sees
+ * a half-written one; the entries are freed with the Profiler, after its
+ * samplers. */
+#define CORE_MAX_RANGES 1024
+
+typedef struct core_range {
+  char *file; /* co_filename, UTF-8 */
+  size_t n;
+  uint32_t first, last;
+} core_range;
+
+typedef struct core_ranges {
+  _Atomic size_t count;
+  core_range v[CORE_MAX_RANGES];
+} core_ranges;
+
 /* What the locator reads: built by start() before the timers are armed and
  * freed after stop() has disarmed them. */
 typedef struct core_filter {
@@ -121,6 +142,8 @@ typedef struct core_filter {
   core_strv profile_only;    /* substrings; one must match when non-empty */
   core_strv profile_exclude; /* substrings; none may match */
   core_strv exclude_prefixes;/* stdlib, site-packages (unless profile_all) */
+  core_strv include_prefixes;/* charged like program_path (--profile-system-libraries) */
+  const core_ranges *ranges; /* @profile functions: the Profiler's, never NULL */
   int profile_all;
   const PyThreadState *start_tstate; /* remote mode reads this thread only */
   pid_t start_tid;
@@ -185,6 +208,7 @@ static void core_filter_clear(core_filter *f)
   core_strv_clear(&f->profile_only);
   core_strv_clear(&f->profile_exclude);
   core_strv_clear(&f->exclude_prefixes);
+  core_strv_clear(&f->include_prefixes);
   f->start_tstate = NULL;
   f->start_tid = 0;
 }
@@ -484,8 +508,8 @@ static int core_contains(const char *s, size_t n, const core_str *needle)
  * ...>, numpy's <__array_function__ internals>); never a profile_exclude
  * substring; unless profile_all, never the stdlib or site-packages
  * (exclude_prefixes); with profile_only, only a name containing one of its
- * substrings; unless profile_all, only files under program_path.  Prefixes
- * match whole path components (core_under). */
+ * substrings; unless profile_all, only files under program_path or one of
+ * include_prefixes.  Prefixes match whole path components (core_under). */
 static int core_file_passes(const core_filter *f, const char *name, size_t n)
 {
   if (f->own_prefix.n > 0 && core_under(name, n, &f->own_prefix))
@@ -507,9 +531,30 @@ static int core_file_passes(const core_filter *f, const char *name, size_t n)
     if (i == f->profile_only.n)
       return 0;
   }
-  if (!f->profile_all && !core_under(name, n, &f->program_path))
-    return 0;
+  if (!f->profile_all && !core_under(name, n, &f->program_path)) {
+    size_t i;
+    for (i = 0; i < f->include_prefixes.n; i++)
+      if (f->include_prefixes.v[i].n > 0 && core_under(name, n, &f->include_prefixes.v[i]))
+        break;
+    if (i == f->include_prefixes.n)
+      return 0;
+  }
   return 1;
+}
+
+/* Whether line `line` of file `name` (n bytes) may be charged: always while
+ * no function is decorated with @profile, else only inside one of them. */
+static int core_line_passes(const core_filter *f, const char *name, size_t n, uint32_t line)
+{
+  size_t count = atomic_load_explicit(&f->ranges->count, memory_order_acquire);
+  if (count == 0)
+    return 1;
+  for (size_t i = 0; i < count; i++) {
+    const core_range *r = &f->ranges->v[i];
+    if (line >= r->first && line <= r->last && r->n == n && memcmp(r->file, name, n) == 0)
+      return 1;
+  }
+  return 0;
 }
 
 /* The scalene_locator_fn.  Walks out from the thread's innermost frame to
@@ -562,6 +607,8 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
     if (core_bytes_open(&table, co.co_linetable, safe) == 0)
       loc->line = core_line_for(&table, co.co_firstlineno, instr);
     loc->function_line = co.co_firstlineno > 0 ? (uint32_t)co.co_firstlineno : 0;
+    if (!core_line_passes(f, loc->file, (size_t)n, loc->line))
+      continue; /* outside every @profile function: charge a caller that is inside one */
     if (core_utf8(co.co_qualname, safe, loc->function, sizeof loc->function) < 0)
       loc->function[0] = '\0';
     return SCALENE_LOCATE_FOUND;
@@ -676,6 +723,8 @@ typedef struct ProfilerObject {
   PyObject *profile_only;      /* tuple of str */
   PyObject *profile_exclude;   /* tuple of str */
   PyObject *exclude_prefixes;  /* tuple of str */
+  PyObject *include_prefixes;  /* tuple of str */
+  core_ranges *ranges;         /* @profile functions (PyMem_RawCalloc'ed) */
   /* state */
   int running;
   double elapsed_done;         /* wall seconds of the finished intervals */
@@ -698,11 +747,13 @@ static int profiler_build_filter(ProfilerObject *p)
 {
   core_filter *f = &p->filter;
   f->profile_all = p->profile_all;
+  f->ranges = p->ranges;
   if (core_str_set(&f->own_prefix, p->own_prefix) < 0 ||
       core_str_set(&f->program_path, p->program_path) < 0 ||
       core_strv_set(&f->profile_only, p->profile_only) < 0 ||
       core_strv_set(&f->profile_exclude, p->profile_exclude) < 0 ||
-      core_strv_set(&f->exclude_prefixes, p->exclude_prefixes) < 0) {
+      core_strv_set(&f->exclude_prefixes, p->exclude_prefixes) < 0 ||
+      core_strv_set(&f->include_prefixes, p->include_prefixes) < 0) {
     core_filter_clear(f);
     return -1;
   }
@@ -715,16 +766,16 @@ static PyObject *profiler_new(PyTypeObject *type, PyObject *args, PyObject *kwds
                            "program_path",  "profile_all",     "profile_only",
                            "profile_exclude", "exclude_prefixes", "own_prefix",
                            "memory",        "malloc_sampling_bytes",
-                           "copy_sampling_bytes", NULL};
+                           "copy_sampling_bytes", "include_prefixes", NULL};
   double interval = 0.01;
   int signum = 0, offcpu = 1, profile_all = 0, memory = 0;
   long long sampling_bytes = 1048576, copy_bytes = 0;
   PyObject *program_path = NULL, *own_prefix = NULL;
-  PyObject *only = NULL, *exclude = NULL, *prefixes = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$dipUpOOOUpLL:Profiler", kwlist, &interval,
+  PyObject *only = NULL, *exclude = NULL, *prefixes = NULL, *includes = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$dipUpOOOUpLLO:Profiler", kwlist, &interval,
                                    &signum, &offcpu, &program_path, &profile_all, &only,
                                    &exclude, &prefixes, &own_prefix, &memory, &sampling_bytes,
-                                   &copy_bytes))
+                                   &copy_bytes, &includes))
     return NULL;
   if (copy_bytes == 0)
     copy_bytes = sampling_bytes;
@@ -771,6 +822,15 @@ static PyObject *profiler_new(PyTypeObject *type, PyObject *args, PyObject *kwds
   self->exclude_prefixes = prefixes ? core_str_tuple(prefixes, "exclude_prefixes") : PyTuple_New(0);
   if (self->exclude_prefixes == NULL)
     goto fail;
+  self->include_prefixes =
+      includes ? core_str_tuple(includes, "include_prefixes") : PyTuple_New(0);
+  if (self->include_prefixes == NULL)
+    goto fail;
+  self->ranges = PyMem_RawCalloc(1, sizeof *self->ranges);
+  if (self->ranges == NULL) {
+    PyErr_NoMemory();
+    goto fail;
+  }
 
   self->profile = scalene_profile_new();
   if (self->profile == NULL) {
@@ -881,6 +941,13 @@ static void profiler_dealloc(PyObject *op)
   Py_XDECREF(self->profile_only);
   Py_XDECREF(self->profile_exclude);
   Py_XDECREF(self->exclude_prefixes);
+  Py_XDECREF(self->include_prefixes);
+  if (self->ranges != NULL) {
+    size_t count = atomic_load(&self->ranges->count);
+    for (size_t i = 0; i < count; i++)
+      PyMem_RawFree(self->ranges->v[i].file);
+    PyMem_RawFree(self->ranges);
+  }
   tp->tp_free(op);
   Py_DECREF(tp);
 }
@@ -1219,7 +1286,51 @@ static PyObject *profiler_get_elapsed(PyObject *op, void *Py_UNUSED(closure))
   return PyFloat_FromDouble(profiler_elapsed((ProfilerObject *)op));
 }
 
+PyDoc_STRVAR(profiler_add_profile_range_doc,
+"add_profile_range(filename, first_line, last_line)\n--\n\n"
+"Registers a function decorated with @profile: lines first_line..last_line\n"
+"of filename (a code object's co_filename).  From the first registration on,\n"
+"only lines inside registered functions are charged (a sample elsewhere goes\n"
+"to the innermost caller that is inside one, or to no line).  Takes effect\n"
+"at once, also while running.");
+
+static PyObject *profiler_add_profile_range(PyObject *op, PyObject *args)
+{
+  ProfilerObject *self = (ProfilerObject *)op;
+  PyObject *file;
+  unsigned int first, last;
+  if (!PyArg_ParseTuple(args, "UII:add_profile_range", &file, &first, &last))
+    return NULL;
+  if (first > last)
+    return PyErr_Format(PyExc_ValueError, "first_line %u is after last_line %u", first, last);
+  Py_ssize_t n;
+  const char *s = PyUnicode_AsUTF8AndSize(file, &n);
+  if (s == NULL)
+    return NULL;
+  core_ranges *r = self->ranges;
+  size_t count = atomic_load_explicit(&r->count, memory_order_relaxed);
+  for (size_t i = 0; i < count; i++)
+    if (r->v[i].first == first && r->v[i].last == last && r->v[i].n == (size_t)n &&
+        memcmp(r->v[i].file, s, (size_t)n) == 0)
+      Py_RETURN_NONE; /* decorated twice */
+  if (count == CORE_MAX_RANGES)
+    return PyErr_Format(PyExc_ValueError, "more than %d functions decorated with @profile",
+                        CORE_MAX_RANGES);
+  char *copy = PyMem_RawMalloc((size_t)n + 1);
+  if (copy == NULL)
+    return PyErr_NoMemory();
+  memcpy(copy, s, (size_t)n + 1);
+  r->v[count].file = copy;
+  r->v[count].n = (size_t)n;
+  r->v[count].first = first;
+  r->v[count].last = last;
+  atomic_store_explicit(&r->count, count + 1, memory_order_release);
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef profiler_methods[] = {
+    {"add_profile_range", profiler_add_profile_range, METH_VARARGS,
+     profiler_add_profile_range_doc},
     {"start", profiler_start, METH_NOARGS, profiler_start_doc},
     {"stop", profiler_stop, METH_NOARGS, profiler_stop_doc},
     {"drain", profiler_drain, METH_NOARGS, profiler_drain_doc},
@@ -1245,12 +1356,16 @@ PyDoc_STRVAR(profiler_doc,
 "Profiler(*, interval=0.01, signum=0, offcpu=True, program_path='',\n"
 "         profile_all=False, profile_only=(), profile_exclude=(),\n"
 "         exclude_prefixes=(), own_prefix='', memory=False,\n"
-"         malloc_sampling_bytes=1048576, copy_sampling_bytes=0)\n--\n\n"
+"         malloc_sampling_bytes=1048576, copy_sampling_bytes=0,\n"
+"         include_prefixes=())\n--\n\n"
 "A CPU profile of this process: per-thread CPU-clock sampling every\n"
 "`interval` seconds of each thread's CPU time.  Samples are charged to the\n"
 "innermost frame whose file starts with program_path (unless profile_all),\n"
 "is not under own_prefix nor exclude_prefixes, contains no profile_exclude\n"
-"substring and, when profile_only is given, contains one of its substrings.\n"
+"substring and, when profile_only is given, contains one of its substrings;\n"
+"files under include_prefixes count as under program_path.  Once a function\n"
+"is registered with add_profile_range (@profile), only lines inside such\n"
+"functions are charged.\n"
 "With memory=True, start() also starts the heap sampler (heap.h) on the\n"
 "same profile, with a mean of malloc_sampling_bytes bytes between samples:\n"
 "the malloc family is hooked, and Python's RAW, MEM and OBJ allocators are\n"

@@ -211,17 +211,53 @@ def _legacy_suggestion(argv):
 
 # ---------------------------------------------------------------- run
 
-def run_parser():
+def _interval(text):
+    """--profile-interval: seconds above 0; inf (the default) is never."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number" % text) from None
+    if not value > 0:  # NaN too
+        raise argparse.ArgumentTypeError("%s must be a number of seconds above 0" % text)
+    return value
+
+
+class _HelpAdvanced(argparse.Action):
+    """--help-advanced: the help with every option, advanced ones included."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default,
+                         nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        run_parser(advanced=True).print_help()
+        parser.exit()
+
+
+def run_parser(advanced=False):
+    """The parser of `run`.  Options marked advanced are left out of -h and
+    shown by --help-advanced (as in Scalene 2.x)."""
     p = Parser(
         prog="%s run" % PROG,
         usage=RUN_USAGE,
         description="Profile a Python program and save the profile as JSON "
                     "(Scalene's format). Everything after the program path, or "
                     "after ---, is the program's own.",
+        epilog=None if advanced else "More options: %s run --help-advanced" % PROG,
     )
+
+    def adv(text):
+        return text if advanced else argparse.SUPPRESS
+
+    p.add_argument("--help-advanced", action=_HelpAdvanced,
+                   help="show every option, the advanced ones too, and exit")
     p.add_argument("-o", "--outfile", default=DEFAULT_OUTFILE, metavar="FILE",
                    help="where to save the profile, kept exactly as given "
                         "(default: %(default)s)")
+    p.add_argument("-c", "--config", default=None, metavar="FILE",
+                   help="read options from this YAML file (keys are the long "
+                        "option names; the command line wins)")
     p.add_argument("--cpu-only", dest="cpu_only", action="store_true",
                    help="profile CPU time only: no memory or copy profiling "
                         "(wins over --memory)")
@@ -237,31 +273,31 @@ def run_parser():
                         "--cpu, --gpu, --memory is named)")
     p.add_argument("--allocation-sampling-window", type=_positive_bytes,
                    default=None, metavar="BYTES",
-                   help="mean bytes allocated (and copied) between memory (and "
-                        "copy) samples, a positive integer, at most 2**40 "
-                        "(default: 1048576)")
+                   help=adv("mean bytes allocated (and copied) between memory (and "
+                            "copy) samples, a positive integer, at most 2**40 "
+                            "(default: 1048576)"))
     p.add_argument("--copy-sampling-window", type=_positive_bytes,
                    default=None, metavar="BYTES",
-                   help="mean bytes copied between copy samples (default: the "
-                        "allocation sampling window)")
+                   help=adv("mean bytes copied between copy samples (default: the "
+                            "allocation sampling window)"))
     p.add_argument("--malloc-threshold", type=_count, default=DEFAULT_MALLOC_THRESHOLD,
                    metavar="N",
-                   help="a line is listed as a likely leak only if it has at "
-                        "least N sampled allocations or allocated at least 1 MiB "
-                        "(default: %(default)s)")
+                   help=adv("a line is listed as a likely leak only if it has at "
+                            "least N sampled allocations or allocated at least 1 MiB "
+                            "(default: %(default)s)"))
     leak = p.add_mutually_exclusive_group()
     leak.add_argument("--memory-leak-detector", dest="memory_leak_detector",
                       action="store_true",
-                      help="report lines whose memory keeps growing (the default)")
+                      help=adv("report lines whose memory keeps growing (the default)"))
     leak.add_argument("--no-memory-leak-detector", dest="memory_leak_detector",
-                      action="store_false", help="do not report likely leaks")
+                      action="store_false", help=adv("do not report likely leaks"))
     p.add_argument("--cpu-sampling-rate", type=_positive_seconds, default=0.01,
                    metavar="SEC",
-                   help="mean CPU time between samples, in seconds, more than 0 "
-                        "and at most 10 (default: %(default)s)")
+                   help=adv("mean CPU time between samples, in seconds, more than 0 "
+                            "and at most 10 (default: %(default)s)"))
     p.add_argument("--use-virtual-time", action="store_true",
-                   help="measure CPU time only: no samples of time spent off "
-                        "the CPU (waiting, I/O, sleeping)")
+                   help=adv("measure CPU time only: no samples of time spent off "
+                            "the CPU (waiting, I/O, sleeping)"))
     p.add_argument("--profile-all", action="store_true",
                    help="profile all code, not only the program's directory tree "
                         "(the standard library and site-packages included)")
@@ -273,12 +309,26 @@ def run_parser():
                    help="the root of the code to profile (default: the "
                         "program's directory; for -m, its top-level package)")
     p.add_argument("--reduced-profile", action="store_true",
-                   help="save only lines that have data")
+                   help=adv("save only lines that have data"))
     p.add_argument("--cpu-percent-threshold", type=_percent, default=DEFAULT_THRESHOLD,
                    metavar="PCT",
-                   help="files and functions below PCT %% of the time are left out "
-                        "of the terminal view; carried into the view command "
-                        "printed after the run (default: %(default)s)")
+                   help=adv("files and functions below PCT %% of the time are left out "
+                            "of the terminal view; carried into the view command "
+                            "printed after the run (default: %(default)s)"))
+    p.add_argument("--profile-interval", type=_interval, default=float("inf"),
+                   metavar="SEC",
+                   help=adv("also write the profile every SEC seconds of wall time "
+                            "while the program runs, atomically (default: only at "
+                            "the end)"))
+    p.add_argument("--profile-system-libraries", action="store_true",
+                   help=adv("also profile the standard library and site-packages "
+                            "(the rest of --profile-all's code stays out)"))
+    stacks = p.add_mutually_exclusive_group()
+    stacks.add_argument("--stacks", dest="stacks", action="store_true",
+                        help=adv("collect stacks (not available yet in this version: "
+                                 "a note is printed)"))
+    stacks.add_argument("--no-stacks", dest="stacks", action="store_false",
+                        help=adv("do not collect stacks (the default here)"))
     onoff = p.add_mutually_exclusive_group()
     onoff.add_argument("--on", dest="off", action="store_false",
                        help="start with profiling on (the default)")
@@ -287,7 +337,7 @@ def run_parser():
                             "with scalene.scalene_profiler.start()")
     p.add_argument("-m", dest="module", metavar="module",
                    help="run a library module as a script, as python3 -m does")
-    p.set_defaults(off=False, memory_leak_detector=True)
+    p.set_defaults(off=False, memory_leak_detector=True, stacks=False)
     return p
 
 
@@ -413,6 +463,26 @@ def run_command(argv):
     from scalene import scalene_profiler
     import atexit
     scalene_profiler._attach(session)
+    import builtins
+    if not hasattr(builtins, "profile"):  # kernprof's, if any, is left alone
+        builtins.profile = scalene_profiler.profile
+    if options.stacks:
+        _stderr("Scalene: note: --stacks is not available yet in this version; "
+                "profiling without stacks.\n")
+
+    def _switched_off():  # python3 -m scalene.profile --off --pid N
+        if session.ended:
+            return
+        session.stop()
+        session.profiler.drain()
+        try:
+            session.set_program(program.path or program.target, program.argv)
+            session.write(outfile_abs)
+        except profiler.core_error_types() as e:
+            _error("cannot save the profile: %s" % e)
+
+    from scalene import profile as control
+    control.install(session.start, _switched_off)
     atexit.register(session.end)
     try:
         outcome = runner.execute(program, session, on=not options.off)

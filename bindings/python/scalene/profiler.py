@@ -131,6 +131,11 @@ class Session:
     def __init__(self, options, program_path):
         core = load_core()
         path, excludes = default_scope(program_path)
+        includes = ()
+        if getattr(options, "profile_system_libraries", False):
+            # the library directories count as the program's; the rest of
+            # --profile-all's code (other directories) stays out
+            includes, excludes = excludes, ()
         self.options = options
         self.program_path = path
         self.exclude_prefixes = excludes
@@ -158,7 +163,15 @@ class Session:
             memory=self.memory,
             malloc_sampling_bytes=window,
             copy_sampling_bytes=copy_window,
+            include_prefixes=includes,
         )
+        from scalene import scalene_profiler
+        for filename, first, last in scalene_profiler._profile_ranges:
+            self.profiler.add_profile_range(filename, first, last)
+
+    def add_profile_range(self, filename, first, last):
+        """Restricts profiling to @profile functions (see scalene_profiler.profile)."""
+        self.profiler.add_profile_range(filename, first, last)
 
     def set_program(self, program, argv):
         self.profiler.set_program(program, list(argv))

@@ -27,6 +27,7 @@ import sys
 
 _session = None      # the session of `scalene run`, or the standalone one
 _standalone = False  # _session was made here, in a plain interpreter
+_profile_ranges = []  # (co_filename, first line, last line) of @profile functions
 
 
 def _attach(session):
@@ -139,3 +140,42 @@ def enable_profiling():
         yield
     finally:
         stop()
+
+
+def _code_lines(code):
+    """The first and last line of a code object and the code nested in it
+    (inner functions, comprehensions, lambdas)."""
+    first = last = code.co_firstlineno
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        for _, _, line in c.co_lines():
+            if line is not None:
+                first = min(first, line)
+                last = max(last, line)
+        stack.extend(k for k in c.co_consts if hasattr(k, "co_lines"))
+    return first, last
+
+
+def profile(func):
+    """The @profile decorator (under ``scalene run`` also ``builtins.profile``,
+    as in Scalene): once any function is decorated, only the lines of
+    decorated functions are charged; time elsewhere goes to the innermost
+    decorated caller, or to no line.  Returns func unchanged.  Classes,
+    builtins and other callables without Python code are returned as they
+    are, not registered."""
+    target = func
+    for attr in ("__func__", "__wrapped__"):  # methods, functools.wraps
+        while hasattr(target, attr) and not hasattr(target, "__code__"):
+            target = getattr(target, attr)
+    code = getattr(target, "__code__", None)
+    if code is None or not hasattr(code, "co_lines"):
+        return func
+    first, last = _code_lines(code)
+    entry = (code.co_filename, first, last)
+    if entry not in _profile_ranges:
+        _profile_ranges.append(entry)
+        if _session is not None:
+            _session.add_profile_range(*entry)
+    return func
+
