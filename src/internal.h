@@ -34,6 +34,10 @@ int scalene__profile_add_function(scalene_profile_t *p, const char *file, const 
                                   uint64_t samples);
 void scalene__profile_add_totals(scalene_profile_t *p, double total_cpu_sec,
                                  double unattributed_cpu_sec, uint64_t samples);
+/* stats.c, for loaders: a process of a saved profile's "processes": the
+ * profile's own (own != 0: its pid and own peak) or a child (appended). */
+int scalene__profile_add_process(scalene_profile_t *p, const scalene_process_stats_t *ps,
+                                 int own);
 
 /* output_json.c (A): a source file's lines, each with its terminator as
  * Scalene stores them (linecache keeps the "\n"), invalid UTF-8 replaced

@@ -385,6 +385,31 @@ static json_object *file_leaks(const scalene_profile_t *p, size_t f,
 }
 
 /* The whole document; the caller holds the profile's lock. */
+/* "processes": the profile's own process, then the child processes merged
+ * into it (scalene_profile_merge_child); NULL (no member) without children. */
+static json_object *processes_json(const scalene_profile_t *p) {
+  size_t n = scalene_profile_process_count(p);
+  if (n == 0) return NULL;
+  json_object *arr = json_object_new_array();
+  for (size_t i = 0; arr != NULL && i < n; i++) {
+    scalene_process_stats_t ps;
+    if (scalene_profile_process(p, i, &ps) != 0) continue;
+    char *program = utf8_clean(ps.program, strlen(ps.program));
+    member_t m[] = {
+        {"pid", json_object_new_int64(ps.pid)},
+        {"program", program ? json_object_new_string(program) : NULL},
+        {"elapsed_time_sec", jdouble(ps.elapsed_sec)},
+        {"total_cpu_sec", jdouble(ps.total_cpu_sec)},
+        {"cpu_samples", json_object_new_int64((int64_t)ps.cpu_samples)},
+        {"total_alloc_mb", jdouble(ps.alloc_bytes / MB)},
+        {"max_footprint_mb", jdouble(ps.max_footprint_bytes / MB)},
+    };
+    free(program);
+    json_object_array_add(arr, object_sorted(m, sizeof m / sizeof m[0]));
+  }
+  return arr;
+}
+
 static json_object *build(const scalene_profile_t *p, const scalene_output_options_t *opts) {
   scalene_profile_info_t info;
   info.size = sizeof info;
@@ -459,10 +484,14 @@ static json_object *build(const scalene_profile_t *p, const scalene_output_optio
       {"cpu_samples", json_object_new_int64((int64_t)info.cpu_samples)},
       {"total_alloc_mb", jdouble(pm.alloc_bytes / MB)},
       {"final_footprint_mb", jdouble(pm.live_bytes / MB)},
+      {"processes", processes_json(p)},
   };
   free(program);
   free(fname);
   json_object *root = object_sorted(m, sizeof m / sizeof m[0]);
+  json_object *procs;
+  if (root != NULL && json_object_object_get_ex(root, "processes", &procs) && procs == NULL)
+    json_object_object_del(root, "processes"); /* no child was merged */
   if (root != NULL && c.no_seconds) {
     json_object_object_del(root, "total_cpu_sec");
     json_object_object_del(root, "unattributed_cpu_sec");
@@ -986,6 +1015,44 @@ static int read_memory(reader_t *rd, json_object *root, scalene_profile_t *p) {
 /* The total charged when a profile has shares but no seconds. */
 #define SHARE_UNITS 100.0
 
+
+/* "processes" (ours): the profile's own process, then its children. */
+static int read_processes(reader_t *rd, json_object *root, scalene_profile_t *p) {
+  json_object *arr;
+  if (!json_object_object_get_ex(root, "processes", &arr) || arr == NULL) return 0;
+  if (!json_object_is_type(arr, json_type_array))
+    return bad(rd, "%smember \"%s\" is not an array", "", "processes");
+  size_t n = json_object_array_length(arr);
+  for (size_t i = 0; i < n; i++) {
+    json_object *o = json_object_array_get_idx(arr, i), *v;
+    if (!json_object_is_type(o, json_type_object))
+      return bad(rd, "%smember \"%s\" holds something that is not an object", "", "processes");
+    scalene_process_stats_t ps;
+    memset(&ps, 0, sizeof ps);
+    ps.program = "";
+    if (json_object_object_get_ex(o, "program", &v) && v != NULL) {
+      if (!json_object_is_type(v, json_type_string))
+        return bad(rd, "%s\"%s\" is not a string", "a process's ", "program");
+      ps.program = json_object_get_string(v);
+    }
+    uint64_t pid = 0;
+    double alloc_mb = 0, footprint_mb = 0;
+    int rc;
+    if ((rc = opt_count(rd, o, "a process's ", "pid", &pid)) != 0 ||
+        (rc = opt_number(rd, o, "a process's ", "elapsed_time_sec", &ps.elapsed_sec, NULL)) != 0 ||
+        (rc = opt_number(rd, o, "a process's ", "total_cpu_sec", &ps.total_cpu_sec, NULL)) != 0 ||
+        (rc = opt_count(rd, o, "a process's ", "cpu_samples", &ps.cpu_samples)) != 0 ||
+        (rc = opt_number(rd, o, "a process's ", "total_alloc_mb", &alloc_mb, NULL)) != 0 ||
+        (rc = opt_number(rd, o, "a process's ", "max_footprint_mb", &footprint_mb, NULL)) != 0)
+      return rc;
+    ps.pid = (long)pid;
+    ps.alloc_bytes = alloc_mb * MB;
+    ps.max_footprint_bytes = footprint_mb * MB;
+    if ((rc = scalene__profile_add_process(p, &ps, i == 0)) != 0) return rc;
+  }
+  return 0;
+}
+
 static int read_profile(reader_t *rd, json_object *root, scalene_profile_t *p) {
   if (!json_object_is_type(root, json_type_object))
     return bad(rd, "the top level is %s, not an object%s", json_type_to_name(json_object_get_type(root)), "");
@@ -1053,7 +1120,8 @@ static int read_profile(reader_t *rd, json_object *root, scalene_profile_t *p) {
   /* Without seconds the "seconds" are shares of SHARE_UNITS: marked, so
    * that no view shows them as time. */
   if (no_seconds) scalene__profile_mark_seconds_unknown(p, total);
-  return read_memory(rd, root, p);
+  if ((rc = read_memory(rd, root, p)) != 0) return rc;
+  return read_processes(rd, root, p);
 }
 
 int scalene_output_read_json(const char *path, scalene_profile_t **out, scalene_error_t *err) {

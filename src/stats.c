@@ -133,6 +133,14 @@ typedef struct file_entry {
   int lines_dirty, funcs_dirty;
 } file_entry_t;
 
+/* A child process merged into a profile. */
+typedef struct proc_entry {
+  long pid;
+  const char *program; /* interned */
+  double elapsed_sec, total_cpu_sec, alloc_bytes, max_footprint_bytes;
+  uint64_t cpu_samples;
+} proc_entry_t;
+
 struct scalene_profile {
   pthread_mutex_t mu;
 
@@ -174,6 +182,12 @@ struct scalene_profile {
   uint64_t alloc_samples;
   timeline_t footprint;
   uint64_t rng; /* the reservoirs' PRNG state: deterministic per profile */
+
+  /* Processes (scalene_profile_merge_child). */
+  long pid;
+  double own_footprint_bytes; /* max_footprint_bytes before the first child */
+  proc_entry_t *children;     /* program strings interned */
+  size_t n_children, children_cap;
 };
 
 #define RNG_SEED 0x5ca1e5ca1e5ca1e5ULL
@@ -292,6 +306,7 @@ void scalene_profile_free(scalene_profile_t *p) {
   free(p->strings);
   free(p->program);
   free_args(p);
+  free(p->children);
   pthread_mutex_destroy(&p->mu);
   free(p);
 }
@@ -304,6 +319,7 @@ void scalene_profile_clear(scalene_profile_t *p) {
   p->total_cpu_sec = 0;
   p->unattributed_cpu_sec = 0;
   p->cpu_samples = 0;
+  p->n_children = 0;
   UNLOCK(p);
 }
 
@@ -1157,6 +1173,113 @@ int scalene_profile_merge(scalene_profile_t *dst, const scalene_profile_t *src) 
   int rc = merge_locked(dst, src);
   if (second != first) UNLOCK(second);
   UNLOCK(first);
+  return rc;
+}
+
+/* ------------------------------------------------------------ processes */
+
+void scalene_profile_set_pid(scalene_profile_t *p, long pid) {
+  if (p == NULL) return;
+  LOCK(p);
+  p->pid = pid;
+  UNLOCK(p);
+}
+
+/* The profile's own process: its totals without its children's. */
+static proc_entry_t own_process(const scalene_profile_t *p) {
+  proc_entry_t e;
+  memset(&e, 0, sizeof e);
+  e.pid = p->pid;
+  e.program = p->program != NULL ? p->program : "";
+  e.elapsed_sec = p->elapsed_sec;
+  e.total_cpu_sec = p->total_cpu_sec;
+  e.cpu_samples = p->cpu_samples;
+  e.alloc_bytes = p->alloc_bytes;
+  for (size_t i = 0; i < p->n_children; i++) {
+    e.total_cpu_sec -= p->children[i].total_cpu_sec;
+    e.cpu_samples -= p->children[i].cpu_samples;
+    e.alloc_bytes -= p->children[i].alloc_bytes;
+  }
+  if (e.total_cpu_sec < 0) e.total_cpu_sec = 0; /* rounding */
+  if (e.alloc_bytes < 0) e.alloc_bytes = 0;
+  e.max_footprint_bytes = p->n_children > 0 ? p->own_footprint_bytes : p->max_footprint_bytes;
+  return e;
+}
+
+static int push_child(scalene_profile_t *dst, proc_entry_t e) {
+  if (dst->n_children == dst->children_cap) {
+    size_t ncap = dst->children_cap ? 2 * dst->children_cap : 8;
+    proc_entry_t *nc = realloc(dst->children, ncap * sizeof *nc);
+    if (nc == NULL) return SCALENE_ENOMEM;
+    dst->children = nc;
+    dst->children_cap = ncap;
+  }
+  e.program = intern(dst, e.program != NULL ? e.program : "");
+  if (e.program == NULL) return SCALENE_ENOMEM;
+  dst->children[dst->n_children++] = e;
+  return 0;
+}
+
+int scalene_profile_merge_child(scalene_profile_t *dst, const scalene_profile_t *src) {
+  if (dst == NULL || src == NULL || dst == src) return SCALENE_EINVAL;
+  const void *first = (const void *)dst < (const void *)src ? (const void *)dst : (const void *)src;
+  const void *second = first == (const void *)dst ? (const void *)src : (const void *)dst;
+  LOCK(first);
+  LOCK(second);
+  if (dst->n_children == 0) dst->own_footprint_bytes = dst->max_footprint_bytes;
+  double elapsed = dst->elapsed_sec, start = dst->start_time_absolute;
+  int rc = merge_locked(dst, src);
+  dst->elapsed_sec = elapsed;
+  dst->start_time_absolute = start;
+  if (rc == 0) rc = push_child(dst, own_process(src));
+  for (size_t i = 0; rc == 0 && i < src->n_children; i++) rc = push_child(dst, src->children[i]);
+  UNLOCK(second);
+  UNLOCK(first);
+  return rc;
+}
+
+int scalene__profile_add_process(scalene_profile_t *p, const scalene_process_stats_t *ps,
+                                 int own) {
+  if (p == NULL || ps == NULL) return SCALENE_EINVAL;
+  LOCK(p);
+  int rc = 0;
+  if (own) {
+    p->pid = ps->pid;
+    p->own_footprint_bytes = ps->max_footprint_bytes;
+  } else {
+    proc_entry_t e = {ps->pid, ps->program, ps->elapsed_sec, ps->total_cpu_sec,
+                      ps->alloc_bytes, ps->max_footprint_bytes, ps->cpu_samples};
+    rc = push_child(p, e);
+  }
+  UNLOCK(p);
+  return rc;
+}
+
+size_t scalene_profile_process_count(const scalene_profile_t *p) {
+  if (p == NULL) return 0;
+  LOCK(p);
+  size_t n = p->n_children > 0 ? p->n_children + 1 : 0;
+  UNLOCK(p);
+  return n;
+}
+
+int scalene_profile_process(const scalene_profile_t *p, size_t i, scalene_process_stats_t *out) {
+  if (p == NULL || out == NULL) return SCALENE_EINVAL;
+  LOCK(p);
+  int rc = 0;
+  if (p->n_children == 0 || i > p->n_children) {
+    rc = SCALENE_EINVAL;
+  } else {
+    proc_entry_t e = i == 0 ? own_process(p) : p->children[i - 1];
+    out->pid = e.pid;
+    out->program = e.program;
+    out->elapsed_sec = e.elapsed_sec;
+    out->total_cpu_sec = e.total_cpu_sec;
+    out->cpu_samples = e.cpu_samples;
+    out->alloc_bytes = e.alloc_bytes;
+    out->max_footprint_bytes = e.max_footprint_bytes;
+  }
+  UNLOCK(p);
   return rc;
 }
 

@@ -182,6 +182,41 @@ SCALENE_API const scalene_line_stats_t *scalene_profile_find_line(const scalene_
  * SCALENE_ENOMEM (dst is then partly merged). */
 SCALENE_API int scalene_profile_merge(scalene_profile_t *dst, const scalene_profile_t *src);
 
+/* One process of a profile.  A profile describes the process that recorded
+ * it and, after scalene_profile_merge_child, the child processes merged
+ * into it.  Strings are owned by the profile. */
+typedef struct scalene_process_stats {
+  long pid;                   /* 0 when unknown */
+  const char *program;        /* "" when unknown */
+  double elapsed_sec;         /* its wall time while profiling was on */
+  double total_cpu_sec;       /* its CPU time sampled */
+  uint64_t cpu_samples;
+  double alloc_bytes;         /* its bytes allocated */
+  double max_footprint_bytes; /* its own peak of live bytes */
+} scalene_process_stats_t;
+
+/* Records the id of the process the profile describes (0: unknown). */
+SCALENE_API void scalene_profile_set_pid(scalene_profile_t *p, long pid);
+
+/* Adds a child process's profile into dst: every sample and record as
+ * scalene_profile_merge does, except that dst keeps its elapsed time and
+ * start time (the child ran during them), and src's processes (src's own
+ * and the children merged into it) are listed among dst's.  Merge children
+ * after dst's own collection has ended: dst's own process entry is then
+ * what it recorded itself.  Returns 0, SCALENE_EINVAL (NULL, or dst ==
+ * src) or SCALENE_ENOMEM. */
+SCALENE_API int scalene_profile_merge_child(scalene_profile_t *dst, const scalene_profile_t *src);
+
+/* The processes: 0 when no child was merged (the profile's own totals are
+ * in scalene_profile_info_t), else 1 + the number of children: entry 0 is
+ * the profile's own process (its totals without the children's), then the
+ * children in the order they were merged. */
+SCALENE_API size_t scalene_profile_process_count(const scalene_profile_t *p);
+
+/* Fills *out with process i; SCALENE_EINVAL when i is out of range. */
+SCALENE_API int scalene_profile_process(const scalene_profile_t *p, size_t i,
+                                        scalene_process_stats_t *out);
+
 /* Attaches the text of a source line to a record (used by loaders). */
 SCALENE_API int scalene_profile_set_source(scalene_profile_t *p, const char *file, uint32_t line,
                                            const char *text);

@@ -208,6 +208,53 @@ static void test_round_trip(void **state) {
   scalene_profile_free(p);
 }
 
+/* Merged child processes are listed in "processes" and read back. */
+static void test_processes_round_trip(void **state) {
+  (void)state;
+  char src[512], out[512], out2[512];
+  scalene_profile_t *p = make_profile(src, sizeof src);
+  scalene_profile_t *child = scalene_profile_new();
+  scalene_profile_set_program(child, "worker.py", 0, NULL);
+  scalene_profile_set_pid(child, 4242);
+  scalene_profile_set_elapsed(child, 0.5, 1764300000.5);
+  add(child, src, 3, "f", 2, 0.25, 0, 0, 25);
+  scalene_profile_set_pid(p, 4241);
+  path_in_tmp(out, sizeof out, "procs.json");
+  path_in_tmp(out2, sizeof out2, "procs2.json");
+  scalene_error_t err;
+  /* Without children: no member. */
+  assert_int_equal(scalene_output_write_json(p, out, NULL, &err), 0);
+  assert_null(strstr(slurp(out), "\"processes\""));
+  assert_int_equal(scalene_profile_merge_child(p, child), 0);
+  scalene_profile_free(child);
+  assert_int_equal(scalene_output_write_json(p, out, NULL, &err), 0);
+  const char *text = slurp(out);
+  assert_non_null(strstr(text, "\"processes\": ["));
+  assert_non_null(strstr(text, "\"pid\": 4241"));
+  assert_non_null(strstr(text, "\"pid\": 4242"));
+  assert_non_null(strstr(text, "\"program\": \"worker.py\""));
+  scalene_profile_t *q = NULL;
+  assert_int_equal(scalene_output_read_json(out, &q, &err), 0);
+  assert_int_equal(scalene_profile_process_count(q), 2);
+  scalene_process_stats_t ps;
+  assert_int_equal(scalene_profile_process(q, 0, &ps), 0);
+  assert_int_equal(ps.pid, 4241);
+  assert_int_equal(ps.cpu_samples, 95 + 2 + 33 + 1 + 3);
+  assert_int_equal(scalene_profile_process(q, 1, &ps), 0);
+  assert_int_equal(ps.pid, 4242);
+  assert_string_equal(ps.program, "worker.py");
+  assert_float_equal(ps.total_cpu_sec, 0.25, 1e-12);
+  assert_int_equal(ps.cpu_samples, 25);
+  assert_float_equal(ps.elapsed_sec, 0.5, 0);
+  /* Written again, the same file. */
+  assert_int_equal(scalene_output_write_json(q, out2, NULL, &err), 0);
+  char *first = strdup(text);
+  assert_string_equal(first, slurp(out2));
+  free(first);
+  scalene_profile_free(q);
+  scalene_profile_free(p);
+}
+
 static void test_reduced_json(void **state) {
   (void)state;
   char src[512], out[512];
@@ -1018,6 +1065,7 @@ static void test_text_escapes(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip),
+      cmocka_unit_test(test_processes_round_trip),
       cmocka_unit_test(test_reduced_json),
       cmocka_unit_test(test_atomic_write),
       cmocka_unit_test(test_read_errors),

@@ -262,6 +262,65 @@ static void test_merge(void **state) {
   scalene_profile_free(b);
 }
 
+/* Child processes: their samples are added, the parent keeps its elapsed
+ * and start time, and each process keeps its own totals. */
+static void test_merge_child(void **state) {
+  (void)state;
+  scalene_profile_t *a = scalene_profile_new(), *b = scalene_profile_new(),
+                    *c = scalene_profile_new();
+  scalene_profile_set_program(a, "parent.py", 0, NULL);
+  scalene_profile_set_program(b, "child.py", 0, NULL);
+  scalene_profile_set_program(c, "grandchild.py", 0, NULL);
+  scalene_profile_set_pid(a, 100);
+  scalene_profile_set_pid(b, 101);
+  scalene_profile_set_pid(c, 102);
+  scalene_profile_set_elapsed(a, 2.0, 200.0);
+  scalene_profile_set_elapsed(b, 0.5, 150.0);
+  scalene_profile_set_elapsed(c, 0.25, 201.0);
+  add(a, "m.py", 4, "f", 3, 1.0, 0.5, 0, 3);
+  add(b, "m.py", 4, "f", 3, 0.25, 0, 0.25, 1);
+  add(c, "m.py", 9, "g", 8, 0.125, 0, 0, 1);
+  assert_int_equal(scalene_profile_process_count(a), 0);
+  scalene_process_stats_t ps;
+  assert_int_equal(scalene_profile_process(a, 0, &ps), SCALENE_EINVAL);
+
+  assert_int_equal(scalene_profile_merge_child(b, c), 0); /* the child's own child */
+  assert_int_equal(scalene_profile_merge_child(a, b), 0);
+  assert_int_equal(scalene_profile_merge_child(a, a), SCALENE_EINVAL);
+  assert_int_equal(scalene_profile_merge_child(NULL, b), SCALENE_EINVAL);
+
+  scalene_profile_info_t info = info_of(a);
+  assert_float_equal(info.elapsed_sec, 2.0, 0);          /* the parent's */
+  assert_float_equal(info.start_time_absolute, 200.0, 0);
+  assert_float_equal(info.total_cpu_sec, 1.5 + 0.5 + 0.125, 1e-12);
+  assert_int_equal(info.cpu_samples, 5);
+  assert_float_equal(scalene_profile_find_line(a, "m.py", 4)->cpu_sec[0], 1.25, 1e-12);
+  assert_non_null(scalene_profile_find_line(a, "m.py", 9));
+
+  assert_int_equal(scalene_profile_process_count(a), 3);
+  const long pids[] = {100, 101, 102};
+  const char *progs[] = {"parent.py", "child.py", "grandchild.py"};
+  const double cpu[] = {1.5, 0.5, 0.125}, elapsed[] = {2.0, 0.5, 0.25};
+  const uint64_t samples[] = {3, 1, 1};
+  for (size_t i = 0; i < 3; i++) {
+    assert_int_equal(scalene_profile_process(a, i, &ps), 0);
+    assert_int_equal(ps.pid, pids[i]);
+    assert_string_equal(ps.program, progs[i]);
+    assert_float_equal(ps.total_cpu_sec, cpu[i], 1e-12);
+    assert_float_equal(ps.elapsed_sec, elapsed[i], 0);
+    assert_int_equal(ps.cpu_samples, samples[i]);
+  }
+  assert_int_equal(scalene_profile_process(a, 3, &ps), SCALENE_EINVAL);
+  /* Strings outlive the children they came from. */
+  scalene_profile_free(b);
+  scalene_profile_free(c);
+  assert_int_equal(scalene_profile_process(a, 2, &ps), 0);
+  assert_string_equal(ps.program, "grandchild.py");
+  scalene_profile_clear(a);
+  assert_int_equal(scalene_profile_process_count(a), 0);
+  scalene_profile_free(a);
+}
+
 static void test_clear(void **state) {
   (void)state;
   scalene_profile_t *p = scalene_profile_new();
@@ -600,6 +659,7 @@ int main(void) {
       cmocka_unit_test(test_find_line),
       cmocka_unit_test(test_program_and_elapsed),
       cmocka_unit_test(test_merge),
+      cmocka_unit_test(test_merge_child),
       cmocka_unit_test(test_clear),
       cmocka_unit_test(test_set_source),
       cmocka_unit_test(test_concurrent_adds),

@@ -260,6 +260,12 @@ def test_help(tmp_path):
     proc = run_scalene("run", "--help", cwd=tmp_path)
     assert proc.returncode == 0
     out = proc.stdout.decode()
+    for opt in ("--outfile", "--cpu-only", "--profile-all", "--profile-only",
+                "--profile-exclude", "--program-path", "--off", "---", "--help-advanced"):
+        assert opt in out, opt
+    proc = run_scalene("run", "--help-advanced", cwd=tmp_path)
+    assert proc.returncode == 0
+    out = proc.stdout.decode()
     for opt in ("--outfile", "--cpu-only", "--cpu-sampling-rate", "--use-virtual-time",
                 "--profile-all", "--profile-only", "--profile-exclude", "--program-path",
                 "--reduced-profile", "--cpu-percent-threshold", "--off", "---"):
