@@ -38,6 +38,9 @@ void scalene__profile_add_totals(scalene_profile_t *p, double total_cpu_sec,
  * profile's own (own != 0: its pid and own peak) or a child (appended). */
 int scalene__profile_add_process(scalene_profile_t *p, const scalene_process_stats_t *ps,
                                  int own);
+/* stats.c: the pid of scalene_profile_set_pid (0: unknown); the caller
+ * holds the lock or owns p. */
+long scalene__profile_pid(const scalene_profile_t *p);
 
 /* output_json.c (A): a source file's lines, each with its terminator as
  * Scalene stores them (linecache keeps the "\n"), invalid UTF-8 replaced

@@ -485,6 +485,7 @@ static json_object *build(const scalene_profile_t *p, const scalene_output_optio
       {"total_alloc_mb", jdouble(pm.alloc_bytes / MB)},
       {"final_footprint_mb", jdouble(pm.live_bytes / MB)},
       {"processes", processes_json(p)},
+      {"pid", scalene__profile_pid(p) != 0 ? json_object_new_int64(scalene__profile_pid(p)) : NULL},
   };
   free(program);
   free(fname);
@@ -492,6 +493,8 @@ static json_object *build(const scalene_profile_t *p, const scalene_output_optio
   json_object *procs;
   if (root != NULL && json_object_object_get_ex(root, "processes", &procs) && procs == NULL)
     json_object_object_del(root, "processes"); /* no child was merged */
+  if (root != NULL && json_object_object_get_ex(root, "pid", &procs) && procs == NULL)
+    json_object_object_del(root, "pid"); /* unknown */
   if (root != NULL && c.no_seconds) {
     json_object_object_del(root, "total_cpu_sec");
     json_object_object_del(root, "unattributed_cpu_sec");
@@ -1019,6 +1022,10 @@ static int read_memory(reader_t *rd, json_object *root, scalene_profile_t *p) {
 /* "processes" (ours): the profile's own process, then its children. */
 static int read_processes(reader_t *rd, json_object *root, scalene_profile_t *p) {
   json_object *arr;
+  uint64_t pid = 0;
+  int rc = opt_count(rd, root, "member ", "pid", &pid);
+  if (rc != 0) return rc;
+  scalene_profile_set_pid(p, (long)pid);
   if (!json_object_object_get_ex(root, "processes", &arr) || arr == NULL) return 0;
   if (!json_object_is_type(arr, json_type_array))
     return bad(rd, "%smember \"%s\" is not an array", "", "processes");
@@ -1035,9 +1042,8 @@ static int read_processes(reader_t *rd, json_object *root, scalene_profile_t *p)
         return bad(rd, "%s\"%s\" is not a string", "a process's ", "program");
       ps.program = json_object_get_string(v);
     }
-    uint64_t pid = 0;
+    pid = 0;
     double alloc_mb = 0, footprint_mb = 0;
-    int rc;
     if ((rc = opt_count(rd, o, "a process's ", "pid", &pid)) != 0 ||
         (rc = opt_number(rd, o, "a process's ", "elapsed_time_sec", &ps.elapsed_sec, NULL)) != 0 ||
         (rc = opt_number(rd, o, "a process's ", "total_cpu_sec", &ps.total_cpu_sec, NULL)) != 0 ||

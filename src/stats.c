@@ -1178,6 +1178,8 @@ int scalene_profile_merge(scalene_profile_t *dst, const scalene_profile_t *src) 
 
 /* ------------------------------------------------------------ processes */
 
+long scalene__profile_pid(const scalene_profile_t *p) { return p != NULL ? p->pid : 0; }
+
 void scalene_profile_set_pid(scalene_profile_t *p, long pid) {
   if (p == NULL) return;
   LOCK(p);

@@ -725,6 +725,10 @@ typedef struct ProfilerObject {
   PyObject *exclude_prefixes;  /* tuple of str */
   PyObject *include_prefixes;  /* tuple of str */
   core_ranges *ranges;         /* @profile functions (PyMem_RawCalloc'ed) */
+  /* the samplers' settings, to make them again in a forked child */
+  double interval;
+  int signum, offcpu, memory;
+  long long sampling_bytes, copy_bytes;
   /* state */
   int running;
   double elapsed_done;         /* wall seconds of the finished intervals */
@@ -756,6 +760,60 @@ static int profiler_build_filter(ProfilerObject *p)
       core_strv_set(&f->include_prefixes, p->include_prefixes) < 0) {
     core_filter_clear(f);
     return -1;
+  }
+  return 0;
+}
+
+/* Makes the samplers of self->profile from the settings stored in self
+ * (at creation, and again in a forked child); raises and returns -1 on
+ * failure. */
+static int profiler_make_samplers(ProfilerObject *self, core_state *st)
+{
+  scalene_sampler_options_t opts;
+  scalene_sampler_options_init(&opts);
+  opts.interval_ns = (uint64_t)(self->interval * 1e9 + 0.5);
+  if (self->signum != 0)
+    opts.signum = self->signum;
+  opts.clock = self->offcpu ? SCALENE_CLOCK_WALL : SCALENE_CLOCK_CPU;
+  opts.locator = core_locate;
+  opts.locator_arg = &self->filter;
+  opts.interpreter_addr = (const void *)&PyEval_EvalCode;
+  scalene_error_t err;
+  memset(&err, 0, sizeof err);
+  int rc = scalene_sampler_new(&opts, self->profile, &self->sampler, &err);
+  if (rc < 0) {
+    core_raise(st, rc, &err);
+    return -1;
+  }
+  if (self->memory) {
+    /* Same profile, same locator: inside an allocation (ctx->in_hook) it
+     * reads the allocating thread's own frames with plain loads. */
+    scalene_heap_options_t hopts;
+    scalene_heap_options_init(&hopts);
+    hopts.sampling_bytes = (uint64_t)self->sampling_bytes;
+    hopts.hooks = SCALENE_HEAP_HOOK_MALLOC;
+    hopts.locator = core_locate;
+    hopts.locator_arg = &self->filter;
+    rc = scalene_heap_new(&hopts, self->profile, &self->heap, &err);
+    if (rc < 0) {
+      core_raise(st, rc, &err);
+      return -1;
+    }
+    /* The copy sampler: same profile and locator.  The locator never
+     * allocates; the copies it makes with plain loads inside a hook (a
+     * string of variable length is a memcpy call) run inside either
+     * sampler's slow path, where a copy is not counted (the shared depth of
+     * hook_tls.h). */
+    scalene_memcpy_options_t copts;
+    scalene_memcpy_options_init(&copts);
+    copts.sampling_bytes = (uint64_t)self->copy_bytes;
+    copts.locator = core_locate;
+    copts.locator_arg = &self->filter;
+    rc = scalene_memcpy_new(&copts, self->profile, &self->copy, &err);
+    if (rc < 0) {
+      core_raise(st, rc, &err);
+      return -1;
+    }
   }
   return 0;
 }
@@ -837,52 +895,14 @@ static PyObject *profiler_new(PyTypeObject *type, PyObject *args, PyObject *kwds
     PyErr_NoMemory();
     goto fail;
   }
-  scalene_sampler_options_t opts;
-  scalene_sampler_options_init(&opts);
-  opts.interval_ns = (uint64_t)(interval * 1e9 + 0.5);
-  if (signum != 0)
-    opts.signum = signum;
-  opts.clock = offcpu ? SCALENE_CLOCK_WALL : SCALENE_CLOCK_CPU;
-  opts.locator = core_locate;
-  opts.locator_arg = &self->filter;
-  opts.interpreter_addr = (const void *)&PyEval_EvalCode;
-  scalene_error_t err;
-  memset(&err, 0, sizeof err);
-  int rc = scalene_sampler_new(&opts, self->profile, &self->sampler, &err);
-  if (rc < 0) {
-    core_raise(st, rc, &err);
+  self->interval = interval;
+  self->signum = signum;
+  self->offcpu = offcpu;
+  self->memory = memory;
+  self->sampling_bytes = sampling_bytes;
+  self->copy_bytes = copy_bytes;
+  if (profiler_make_samplers(self, st) < 0)
     goto fail;
-  }
-  if (memory) {
-    /* Same profile, same locator: inside an allocation (ctx->in_hook) it
-     * reads the allocating thread's own frames with plain loads. */
-    scalene_heap_options_t hopts;
-    scalene_heap_options_init(&hopts);
-    hopts.sampling_bytes = (uint64_t)sampling_bytes;
-    hopts.hooks = SCALENE_HEAP_HOOK_MALLOC;
-    hopts.locator = core_locate;
-    hopts.locator_arg = &self->filter;
-    rc = scalene_heap_new(&hopts, self->profile, &self->heap, &err);
-    if (rc < 0) {
-      core_raise(st, rc, &err);
-      goto fail;
-    }
-    /* The copy sampler: same profile and locator.  The locator never
-     * allocates; the copies it makes with plain loads inside a hook (a
-     * string of variable length is a memcpy call) run inside either
-     * sampler's slow path, where a copy is not counted (the shared depth of
-     * hook_tls.h). */
-    scalene_memcpy_options_t copts;
-    scalene_memcpy_options_init(&copts);
-    copts.sampling_bytes = (uint64_t)copy_bytes;
-    copts.locator = core_locate;
-    copts.locator_arg = &self->filter;
-    rc = scalene_memcpy_new(&copts, self->profile, &self->copy, &err);
-    if (rc < 0) {
-      core_raise(st, rc, &err);
-      goto fail;
-    }
-  }
   return (PyObject *)self;
 fail:
   Py_DECREF(self);
@@ -1328,7 +1348,93 @@ static PyObject *profiler_add_profile_range(PyObject *op, PyObject *args)
   Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(profiler_reset_after_fork_doc,
+"_reset_after_fork()\n--\n\n"
+"In a forked child (os.register_at_fork(after_in_child=...)), with the GIL:\n"
+"drops what was inherited -- the parent's samplers (their threads and\n"
+"timers do not exist here), hooks and profile -- and makes fresh samplers\n"
+"with the same settings on an empty profile whose pid is this process's.\n"
+"Profiling is then off; returns whether it was on, for the caller to\n"
+"start() again.");
+
+static PyObject *profiler_reset_after_fork(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+  ProfilerObject *self = (ProfilerObject *)op;
+  core_state *st = profiler_state(op);
+  if (st == NULL)
+    return NULL;
+  int was_running = self->running;
+  if (self->running)
+    (void)profiler_stop_impl(self); /* the sampler says ESTATE: it has no thread here */
+  scalene_memcpy_free(self->copy);
+  self->copy = NULL;
+  scalene_heap_free(self->heap);
+  self->heap = NULL;
+  scalene_sampler_free(self->sampler);
+  self->sampler = NULL;
+  scalene_profile_free(self->profile);
+  self->profile = scalene_profile_new();
+  if (self->profile == NULL)
+    return PyErr_NoMemory();
+  self->elapsed_done = 0;
+  self->start_absolute = 0;
+  scalene_profile_set_pid(self->profile, (long)getpid());
+  if (profiler_make_samplers(self, st) < 0)
+    return NULL;
+  return PyBool_FromLong(was_running);
+}
+
+PyDoc_STRVAR(profiler_set_pid_doc,
+"set_pid(pid)\n--\n\n"
+"Records the id of the process this profile describes.");
+
+static PyObject *profiler_set_pid(PyObject *op, PyObject *arg)
+{
+  long pid = PyLong_AsLong(arg);
+  if (pid == -1 && PyErr_Occurred())
+    return NULL;
+  scalene_profile_set_pid(((ProfilerObject *)op)->profile, pid);
+  Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(profiler_merge_child_doc,
+"merge_child(path)\n--\n\n"
+"Adds the profile a child process saved at path (JSON) to this one: its\n"
+"samples and records, and an entry of its own among the processes\n"
+"(scalene_profile_merge_child); the elapsed time stays this one's.  Call it\n"
+"after this profile's own collection has ended.  Raises _core.Error when\n"
+"the file cannot be read or is not a profile.");
+
+static PyObject *profiler_merge_child(PyObject *op, PyObject *arg)
+{
+  ProfilerObject *self = (ProfilerObject *)op;
+  core_state *st = profiler_state(op);
+  if (st == NULL)
+    return NULL;
+  PyObject *bytes = NULL;
+  if (!PyUnicode_FSConverter(arg, &bytes))
+    return NULL;
+  scalene_profile_t *child = NULL;
+  scalene_error_t err;
+  memset(&err, 0, sizeof err);
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = scalene_output_read_json(PyBytes_AS_STRING(bytes), &child, &err);
+  if (rc == 0)
+    rc = scalene_profile_merge_child(self->profile, child);
+  Py_END_ALLOW_THREADS
+  scalene_profile_free(child);
+  Py_DECREF(bytes);
+  if (rc < 0)
+    return core_raise(st, rc, &err);
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef profiler_methods[] = {
+    {"_reset_after_fork", profiler_reset_after_fork, METH_NOARGS,
+     profiler_reset_after_fork_doc},
+    {"set_pid", profiler_set_pid, METH_O, profiler_set_pid_doc},
+    {"merge_child", profiler_merge_child, METH_O, profiler_merge_child_doc},
     {"add_profile_range", profiler_add_profile_range, METH_VARARGS,
      profiler_add_profile_range_doc},
     {"start", profiler_start, METH_NOARGS, profiler_start_doc},
