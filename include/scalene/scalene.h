@@ -2,6 +2,7 @@
  *
  *   version.h  version macros and scalene_version()
  *   error.h    error codes and scalene_error_t
+ *   config.h   option files in YAML, checked against a schema
  *   stats.h    the profile: per-line, per-function and per-file records
  *   sampler.h  the CPU sampler
  *   heap.h     the heap sampler (malloc and friends)
@@ -14,6 +15,7 @@
 
 #include <scalene/version.h>
 #include <scalene/error.h>
+#include <scalene/config.h>
 #include <scalene/stats.h>
 #include <scalene/sampler.h>
 #include <scalene/heap.h>
