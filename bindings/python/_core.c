@@ -39,6 +39,7 @@
 #if CORE_SUPPORTED
 
 #include "frames.h"
+#include "_core_config.h"
 
 /* ------------------------------------------------------------------ module state */
 
@@ -1606,6 +1607,7 @@ static PyMethodDef core_methods[] = {
      core_render_text_doc},
     {"_addr2line", (PyCFunction)(void (*)(void))core_addr2line, METH_VARARGS | METH_KEYWORDS,
      core_addr2line_doc},
+    CORE_CONFIG_METHODS
     {NULL, NULL, 0, NULL},
 };
 

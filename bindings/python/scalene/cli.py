@@ -416,7 +416,16 @@ def run_command(argv):
 
     parser = run_parser()
     ours, kind, target, prog_args = split_run_args(parser, argv)
-    options = resolve_kinds(parser.parse_args(ours))
+    # Parsed into UNSET so that -c's file fills only what the command line
+    # left out (docs/config.md); then the defaults.
+    from scalene import config
+    options = parser.parse_args(ours, namespace=config.unset_namespace(parser))
+    if options.config not in (config.UNSET, None):
+        try:
+            config.apply(parser, options, options.config)
+        except config.ConfigError as e:
+            return _error(e, 2)
+    options = resolve_kinds(config.fill_defaults(parser, options))
     if kind is None:
         parser.print_usage(sys.stderr)
         return _error("no program to run: give a script path or -m module", 2)
