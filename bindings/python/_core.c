@@ -39,6 +39,7 @@
 #if CORE_SUPPORTED
 
 #include "frames.h"
+#include "_core_fault.h"
 #include "_core_config.h"
 
 /* ------------------------------------------------------------------ module state */
@@ -1607,6 +1608,7 @@ static PyMethodDef core_methods[] = {
      core_render_text_doc},
     {"_addr2line", (PyCFunction)(void (*)(void))core_addr2line, METH_VARARGS | METH_KEYWORDS,
      core_addr2line_doc},
+    CORE_FAULT_METHODS
     CORE_CONFIG_METHODS
     {NULL, NULL, 0, NULL},
 };
