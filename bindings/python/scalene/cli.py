@@ -494,7 +494,9 @@ def run_command(argv):
     control.install(session.start, _switched_off)
     atexit.register(session.end)
     try:
-        outcome = runner.execute(program, session, on=not options.off)
+        outcome = runner.execute(
+            program, session, on=not options.off,
+            save=_Saver(session, program, options, outfile, outfile_abs))
     except runner.RunError as e:  # -m: runpy could not find the module
         scalene_profiler._attach(None)
         return _error(e, 2)
@@ -504,21 +506,42 @@ def run_command(argv):
     finally:
         session.end()
     scalene_profiler._attach(None)
+    if outcome.interrupted and not session.is_forked_child:
+        runner.exit_by_sigint()
+    return outcome.status
 
-    if session.is_forked_child:
-        return outcome.status
-    status = outcome.status
-    _flush_stdout()
-    try:
-        session.set_program(program.path or program.target, program.argv)
-        session.write(outfile_abs)
-    except profiler.core_error_types() as e:
-        reason = str(e)
-        if outfile not in reason and outfile_abs not in reason:
-            reason = "%s: %s" % (outfile, reason)
-        _error("cannot save the profile: %s" % reason)
-        status = status or 1
-    else:
+
+class _Saver:
+    """Saves the run's profile, once, when the program ends (runner.execute
+    calls it; see there for when).  Made before the program starts, it
+    also tells the session where the profile goes, so that the periodic
+    writes (--profile-interval) and the crash note name the same file."""
+
+    def __init__(self, session, program, options, outfile, outfile_abs):
+        self.session = session
+        self.program = program
+        self.options = options
+        self.outfile = outfile
+        self.outfile_abs = outfile_abs
+        session.keep(outfile_abs, outfile, options.profile_interval, program.identity)
+
+    def __call__(self, status, abrupt):
+        """Writes the profile and says so on stderr; returns status, or 1
+        for a status of 0 if the profile could not be written.  abrupt
+        (os._exit, SIGTERM): the program's stdout is left unflushed."""
+        from scalene import profiler
+        session, options, outfile = self.session, self.options, self.outfile
+        if not abrupt:
+            _flush_stdout()
+        try:
+            session.set_program(*self.program.identity())
+            session.write(self.outfile_abs)
+        except profiler.core_error_types() as e:
+            reason = str(e)
+            if outfile not in reason and self.outfile_abs not in reason:
+                reason = "%s: %s" % (outfile, reason)
+            _error("cannot save the profile: %s" % reason)
+            return status or 1
         _stderr(saved_message(outfile, options.cpu_percent_threshold,
                               leaks=options.memory_leak_detector or not options.memory,
                               malloc_threshold=options.malloc_threshold))
@@ -526,9 +549,7 @@ def run_command(argv):
             _stderr("Scalene: note: no samples were taken: the program did not run "
                     "long enough to profile%s.\n"
                     % (" or profiling was never turned on" if options.off else ""))
-    if outcome.interrupted:
-        runner.exit_by_sigint()
-    return status
+        return status
 
 
 def saved_message(outfile, threshold=DEFAULT_THRESHOLD, leaks=True,

@@ -126,6 +126,17 @@ class Session:
     toggle the profiler in between.  write() saves the profile.  A forked
     child does not write (it would overwrite the parent's file): profiling
     of children comes later.
+
+    keep() names the run's profile file; then, from begin() to end():
+    * a fatal signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) prints one
+      line on stderr saying which profile is left (_core's fault note,
+      _core_fault.c) before the process dies of it;
+    * with a finite interval, a thread of ours rewrites the profile every
+      interval seconds of wall time (atomically, as every write).  It is a
+      bare _thread, unseen by threading.enumerate(), threading.settrace()
+      and interpreter shutdown; its frames are ours, which the locator
+      never charges to a line.  end() stops it, waiting for a write under
+      way, before the final write; a forked child has no such thread.
     """
 
     def __init__(self, options, program_path):
@@ -141,6 +152,12 @@ class Session:
         self.exclude_prefixes = excludes
         self.pid = os.getpid()
         self.ended = False
+        self._kept = None      # (path, shown, interval, describe): see keep()
+        self._writer = None    # (wake, done) locks of the periodic writer
+        self._faults = False   # the fault note is installed
+        self._last_saved = None  # (time.time(), wall s since begin, profiled s) of the
+        #                          last periodic write
+        self._began = None     # time.monotonic() at begin()
         # options.memory is resolved by the command line (cli.resolve_kinds):
         # on by default, off with --cpu-only, or --cpu / --gpu without --memory.
         self.memory = bool(getattr(options, "memory", False))
@@ -188,17 +205,137 @@ class Session:
         if self.profiler.running:
             self.profiler.stop()
 
+    def keep(self, path, shown, interval, describe):
+        """The run's profile: path (absolute) is where the writes go, shown
+        the name to print; interval in seconds (inf: only the final write);
+        describe() gives (program, argv) for a periodic write.  Call before
+        begin()."""
+        self._kept = (path, shown, interval, describe)
+
     def begin(self, on=True):
+        import time
+        self._began = time.monotonic()
+        if self._kept is not None:
+            self._install_fault_note()
+            interval = self._kept[2]
+            if interval != float("inf"):
+                self._start_writer(interval)
         if on:
             self.start()
 
     def end(self):
-        """Stops profiling for good; idempotent (also the atexit net)."""
+        """Stops profiling for good; idempotent (also the atexit net).  The
+        periodic writer has finished when it returns."""
         if self.ended or os.getpid() != self.pid:
             return
-        self.stop()
-        self.ended = True
-        self.profiler.drain()
+        self.ended = True  # start() refuses from here on
+        try:
+            self._stop_writer()
+        finally:
+            try:
+                self.stop()
+                self.profiler.drain()
+            finally:
+                self._remove_fault_note()
+
+    # ------------------------------------------------ the fault note
+
+    def _install_fault_note(self):
+        core = load_core()
+        try:
+            core._fault_install()
+        except (AttributeError, OSError):
+            return
+        self._faults = True
+        self._update_fault_note()
+
+    def _update_fault_note(self):
+        if not self._faults:
+            return
+        _, shown, interval, _ = self._kept
+        if self._last_saved is None:
+            text = "; no profile was saved before it"
+            if interval == float("inf"):
+                text += " (--profile-interval SEC saves one periodically)"
+        else:
+            import time
+            at, elapsed, _ = self._last_saved
+            text = ("; the profile saved at %s (%.1f s into the run) is kept: %s"
+                    % (time.strftime("%H:%M:%S", time.localtime(at)), elapsed, shown))
+        load_core()._fault_note(text + "\n")
+
+    def _remove_fault_note(self):
+        if self._faults:
+            self._faults = False
+            load_core()._fault_remove()
+
+    # ------------------------------------------------ the periodic writer
+
+    def _start_writer(self, interval):
+        import _thread
+        wake = _thread.allocate_lock()
+        done = _thread.allocate_lock()
+        wake.acquire()
+        done.acquire()
+        try:
+            _thread.start_new_thread(self._writer_loop, (interval, wake, done))
+        except RuntimeError as e:  # cannot start a thread
+            _warn("cannot save the profile periodically: %s" % e)
+            return
+        self._writer = (wake, done)
+
+    def _stop_writer(self):
+        if self._writer is None:
+            return
+        wake, done = self._writer
+        self._writer = None
+        wake.release()
+        interrupted = None
+        while True:  # a write under way finishes first, even after Ctrl-C
+            try:
+                done.acquire()
+                break
+            except KeyboardInterrupt as e:
+                interrupted = e
+        if interrupted is not None:
+            raise interrupted
+
+    def _writer_loop(self, interval, wake, done):
+        import _thread
+        import time
+        try:
+            step = min(interval, _thread.TIMEOUT_MAX)
+            due = time.monotonic() + step
+            warned = False
+            while not wake.acquire(timeout=min(max(due - time.monotonic(), 0.0),
+                                               _thread.TIMEOUT_MAX)):
+                if self.ended or os.getpid() != self.pid:
+                    break
+                try:
+                    self._write_periodic()
+                except Exception as e:  # _core.Error: a full disk, a removed directory
+                    if not warned:
+                        warned = True
+                        _warn("cannot save the profile periodically: %s" % e)
+                now = time.monotonic()
+                due += step
+                if due <= now:  # a write longer than the interval: skip the missed ones
+                    due = now + step
+        finally:
+            done.release()
+
+    def _write_periodic(self):
+        import time
+        path, _, _, describe = self._kept
+        elapsed = self.profiler.elapsed
+        if (self._last_saved is not None and not self.profiler.running
+                and elapsed == self._last_saved[2]):
+            return  # paused since the last write: nothing new
+        program, argv = describe()
+        self.set_program(program, argv)
+        self.write(path)
+        self._last_saved = (time.time(), time.monotonic() - self._began, elapsed)
+        self._update_fault_note()
 
     def write(self, path):
         """Writes the profile atomically; raises _core.Error."""
@@ -219,3 +356,14 @@ class Session:
     def is_forked_child(self):
         return os.getpid() != self.pid
 
+
+def _warn(text):
+    """One line on stderr, from any thread."""
+    import sys
+    stream = sys.stderr if sys.stderr is not None else sys.__stderr__
+    if stream is not None:
+        try:
+            stream.write("Scalene: warning: %s\n" % " ".join(str(text).split()))
+            stream.flush()
+        except (OSError, ValueError):
+            pass

@@ -20,12 +20,20 @@ The program must not be able to tell that it runs under the profiler:
   traceback and, after the profile is written, the process ends by SIGINT,
   as CPython 3.8+ does;
 * non-daemon threads are waited for before profiling stops, as the
-  interpreter would wait for them before exiting.
+  interpreter would wait for them before exiting;
+* the profile is saved however the program ends (execute's save): also at
+  os._exit(n), which is wrapped for the program's duration (a forked
+  child's passes straight through), and at SIGTERM while its disposition
+  is the default: the handler we install then saves the profile and the
+  process dies of SIGTERM, as it would have.  A program that installs its
+  own SIGTERM handler replaces ours.  Fatal signals (SIGSEGV ...) are the
+  session's business (scalene.profiler, _core_fault.c).
 
 Nothing here imports scalene._core: the session object passed to execute()
 only needs begin() and end().
 """
 
+import _thread
 import os
 import sys
 import types
@@ -65,6 +73,16 @@ class Program:
         if self.kind == "script":
             return [self.target] + self.args
         return [self.path or self.target] + self.args
+
+    def identity(self):
+        """(program, argv) as the profile names them, at any moment of the
+        run: for -m, the module's file once runpy has set __main__.__file__
+        (execute sets self.path from it only at the end)."""
+        if self.kind == "module":
+            main = sys.modules.get("__main__")
+            path = getattr(main, "__file__", None) or self.path or self.target
+            return path, [path] + self.args
+        return self.path or self.target, self.argv
 
     def prepare(self):
         """Checks that the program exists; raises RunError.  Sets sys.path[0]."""
@@ -235,31 +253,195 @@ def join_threads():
         return
 
 
-def execute(program, session, on=True):
+def execute(program, session, on=True, save=None):
     """Runs a prepared program under session; returns an Outcome.
 
     session.begin(on) is called right before the program's first
     instruction and session.end() after it finished (threads included);
     session may be None (run without profiling).
+
+    save(status, abrupt), if given, saves the profile and returns the exit
+    status to use (the program's, or 1 if it was 0 and the save failed).  It
+    is called exactly once, after session.end(), in the process that
+    started: when the program returns (then abrupt is False and the
+    returned status is the Outcome's), or at os._exit / SIGTERM (abrupt
+    True: the standard streams are not flushed, as the interpreter would
+    not flush them; then the process ends as the program asked).  Not in
+    a forked child, nor when execute raises RunError.
     """
     main = _fresh_main()
     if program.kind == "script":
         run = _script_runner(program, main)
     else:
         run = _module_runner(program)
-    if session is not None:
-        session.begin(on)
+    ending = _Ending(session, save) if save is not None and session is not None else None
+    if ending is not None:
+        ending.install()
+    outcome = None
+    claimed = False
     try:
-        outcome = run()
-        join_threads()
-    finally:
         if session is not None:
-            session.end()
-    if program.kind != "script":
-        main = sys.modules.get("__main__")
-        if main is not None and getattr(main, "__file__", None):
-            program.path = main.__file__
+            session.begin(on)
+        try:
+            outcome = run()
+            join_threads()
+        finally:
+            if ending is not None:
+                claimed = ending.claim()
+                if not claimed:
+                    ending.wait()  # os._exit in another thread saved: it ends the process
+            if session is not None:
+                session.end()
+        if program.kind != "script":
+            main = sys.modules.get("__main__")
+            if main is not None and getattr(main, "__file__", None):
+                program.path = main.__file__
+        if claimed:
+            outcome.status = ending.finish(outcome.status, abrupt=False)
+    finally:
+        if ending is not None:
+            ending.remove()
+            if ending.pending is not None:
+                _die_by(ending.pending, _os_exit)  # SIGTERM came while saving
     return outcome
+
+
+_os_exit = os._exit  # the real one, whatever the program does to os
+
+
+class _Ending:
+    """The end of a run, whichever way it comes.
+
+    Exactly one thread saves the profile: the first to claim() it (the
+    main thread when the program returns, the thread that calls
+    os._exit, or the main thread running our SIGTERM handler).  Another
+    thread that ends the program meanwhile waits for that save, then ends
+    the process its own way; a SIGTERM that arrives while the main thread
+    itself saves is acted on after the save.
+    """
+
+    RUNNING, SAVING, DONE = range(3)
+
+    def __init__(self, session, save):
+        self.session = session
+        self.save = save
+        self.pid = os.getpid()
+        self.lock = _thread.allocate_lock()
+        self.saved = _thread.allocate_lock()  # held until the save is over
+        self.saved.acquire()
+        self.state = self.RUNNING
+        self.owner = None
+        self.pending = None   # a signal to die of once the save is over
+        self.exit_wrapper = None
+        self.term_handler = None
+
+    def install(self):
+        """Wraps os._exit; handles SIGTERM if its disposition is the default
+        (only the main thread can: elsewhere SIGTERM stays untouched)."""
+        def _exit(status):
+            return self._exit(status)
+        for attr in ("__name__", "__qualname__", "__doc__", "__module__"):
+            try:
+                setattr(_exit, attr, getattr(_os_exit, attr))
+            except (AttributeError, TypeError):
+                pass
+        self.exit_wrapper = _exit
+        os._exit = _exit
+        import signal
+        try:
+            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+                def _on_sigterm(signum, frame):
+                    self._on_signal(signum)
+                signal.signal(signal.SIGTERM, _on_sigterm)
+                self.term_handler = _on_sigterm
+        except (ValueError, OSError):  # not the main thread
+            pass
+
+    def remove(self):
+        """Undoes install(), except where the program has put its own."""
+        if self.exit_wrapper is not None and os._exit is self.exit_wrapper:
+            os._exit = _os_exit
+        self.exit_wrapper = None
+        if self.term_handler is not None:
+            import signal
+            try:
+                if signal.getsignal(signal.SIGTERM) is self.term_handler:
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            except (ValueError, OSError):
+                pass
+            self.term_handler = None
+
+    def claim(self):
+        """True if the calling thread is to save the profile (then it must
+        call finish())."""
+        with self.lock:
+            if self.state != self.RUNNING:
+                return False
+            self.state = self.SAVING
+            self.owner = _thread.get_ident()
+            return True
+
+    def wait(self):
+        """Waits until the thread that claimed the save is done."""
+        if self.owner != _thread.get_ident():
+            self.saved.acquire()
+            self.saved.release()
+
+    def finish(self, status, abrupt):
+        """Ends the session and saves; returns the status to exit with."""
+        try:
+            self.session.end()
+            if os.getpid() == self.pid:
+                status = self.save(status, abrupt)
+        finally:
+            self.state = self.DONE
+            self.saved.release()
+        return status
+
+    def _exit(self, status):
+        """os._exit while the program runs: the profile first."""
+        try:
+            import operator
+            code = operator.index(status)
+            valid = -(1 << 31) <= code < (1 << 31)
+        except TypeError:
+            valid = False
+        if valid and os.getpid() == self.pid:
+            if self.claim():
+                try:
+                    self.finish(code, abrupt=True)
+                except BaseException:
+                    pass  # the program asked to exit now: it does
+            else:
+                self.wait()
+        _os_exit(status)
+
+    def _on_signal(self, signum):
+        """Our SIGTERM handler (the main thread, between two bytecodes)."""
+        if os.getpid() == self.pid:
+            if self.claim():
+                try:
+                    self.finish(128 + signum, abrupt=True)
+                except BaseException:
+                    pass
+            elif self.owner == _thread.get_ident():
+                self.pending = signum  # we are saving: die once it is over
+                return
+            else:
+                self.wait()
+        _die_by(signum, _os_exit)
+
+
+def _die_by(signum, exit_):
+    """Ends the process by signum's default action, at once: no atexit
+    handlers, no flushing, as if no handler had been installed."""
+    import signal
+    try:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signum])
+        signal.raise_signal(signum)
+    finally:
+        exit_(128 + signum)
 
 
 def _script_runner(program, main):
