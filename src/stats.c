@@ -143,6 +143,7 @@ typedef struct proc_entry {
 
 struct scalene_profile {
   pthread_mutex_t mu;
+  scalene_profile_t *next_live, *prev_live; /* g_profiles (under g_profiles_mu) */
 
   /* Interned strings: FNV-1a hashed, linear probing, NULL = empty. */
   char **strings;
@@ -230,7 +231,52 @@ static const char *intern(scalene_profile_t *p, const char *s) {
   return copy;
 }
 
+/* ------------------------------------------------------------ fork */
+
+/* Every live profile, so that fork() never happens while one of them is
+ * locked: a thread that writes a profile (a periodic write) may hold its
+ * lock when another thread forks, and the child, which has no such
+ * thread, would then wait for it for ever.  pthread_atfork's prepare
+ * handler takes every profile's lock (after the samplers' handlers, which
+ * were registered later and so run earlier, have stopped their drains),
+ * and both other handlers release them. */
+static pthread_mutex_t g_profiles_mu = PTHREAD_MUTEX_INITIALIZER;
+static scalene_profile_t *g_profiles; /* linked through next_live */
+static pthread_once_t g_profiles_once = PTHREAD_ONCE_INIT;
+
+static void profiles_prepare(void) {
+  pthread_mutex_lock(&g_profiles_mu);
+  for (scalene_profile_t *q = g_profiles; q != NULL; q = q->next_live) pthread_mutex_lock(&q->mu);
+}
+
+static void init_recursive(pthread_mutex_t *mu) {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(mu, &attr);
+  pthread_mutexattr_destroy(&attr);
+}
+
+static void profiles_parent(void) {
+  for (scalene_profile_t *q = g_profiles; q != NULL; q = q->next_live)
+    pthread_mutex_unlock(&q->mu);
+  pthread_mutex_unlock(&g_profiles_mu);
+}
+
+/* In the child the forking thread has another thread id, and a recursive
+ * mutex can only be unlocked by the id that locked it: the locks are made
+ * anew instead (nothing else runs in the child yet). */
+static void profiles_child(void) {
+  for (scalene_profile_t *q = g_profiles; q != NULL; q = q->next_live) init_recursive(&q->mu);
+  pthread_mutex_init(&g_profiles_mu, NULL);
+}
+
+static void profiles_register_atfork(void) {
+  pthread_atfork(profiles_prepare, profiles_parent, profiles_child);
+}
+
 scalene_profile_t *scalene_profile_new(void) {
+  pthread_once(&g_profiles_once, profiles_register_atfork);
   scalene_profile_t *p = calloc(1, sizeof *p);
   if (p == NULL) return NULL;
   pthread_mutexattr_t attr;
@@ -249,6 +295,11 @@ scalene_profile_t *scalene_profile_new(void) {
     free(p);
     return NULL;
   }
+  pthread_mutex_lock(&g_profiles_mu);
+  p->next_live = g_profiles;
+  if (g_profiles != NULL) g_profiles->prev_live = p;
+  g_profiles = p;
+  pthread_mutex_unlock(&g_profiles_mu);
   return p;
 }
 
@@ -301,6 +352,13 @@ static void free_args(scalene_profile_t *p) {
 
 void scalene_profile_free(scalene_profile_t *p) {
   if (p == NULL) return;
+  pthread_mutex_lock(&g_profiles_mu);
+  if (p->prev_live != NULL)
+    p->prev_live->next_live = p->next_live;
+  else
+    g_profiles = p->next_live;
+  if (p->next_live != NULL) p->next_live->prev_live = p->prev_live;
+  pthread_mutex_unlock(&g_profiles_mu);
   drop_records(p);
   for (size_t i = 0; i < p->strings_cap; i++) free(p->strings[i]);
   free(p->strings);
