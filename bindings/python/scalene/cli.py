@@ -492,11 +492,14 @@ def run_command(argv):
 
     from scalene import profile as control
     control.install(session.start, _switched_off)
+    from scalene import children as children_mod
+    session.profiler.set_pid(os.getpid())
+    kids = children_mod.Children(session, options)  # child processes are profiled too
     atexit.register(session.end)
     try:
         outcome = runner.execute(
             program, session, on=not options.off,
-            save=_Saver(session, program, options, outfile, outfile_abs))
+            save=_Saver(session, program, options, outfile, outfile_abs, kids))
     except runner.RunError as e:  # -m: runpy could not find the module
         scalene_profiler._attach(None)
         return _error(e, 2)
@@ -505,6 +508,7 @@ def run_command(argv):
         return _error(e, 1)
     finally:
         session.end()
+        kids.close()  # the parent's only: a forked child leaves it be
     scalene_profiler._attach(None)
     if outcome.interrupted and not session.is_forked_child:
         runner.exit_by_sigint()
@@ -517,8 +521,9 @@ class _Saver:
     also tells the session where the profile goes, so that the periodic
     writes (--profile-interval) and the crash note name the same file."""
 
-    def __init__(self, session, program, options, outfile, outfile_abs):
+    def __init__(self, session, program, options, outfile, outfile_abs, children=None):
         self.session = session
+        self.children = children
         self.program = program
         self.options = options
         self.outfile = outfile
@@ -534,6 +539,8 @@ class _Saver:
         if not abrupt:
             _flush_stdout()
         try:
+            if self.children is not None:
+                self.children.merge()
             session.set_program(*self.program.identity())
             session.write(self.outfile_abs)
         except profiler.core_error_types() as e:

@@ -205,6 +205,23 @@ class Session:
         if self.profiler.running:
             self.profiler.stop()
 
+    def reset_after_fork(self):
+        """In a fork()ed child (scalene.children): the session becomes the
+        child's own, on a fresh profile, sampling if the parent was; the
+        parent's periodic writes and fault note stay the parent's."""
+        import time
+        self.pid = os.getpid()
+        self.ended = False
+        self._writer = None  # the writer thread stayed in the parent
+        self._kept = None
+        self._faults = False
+        self._last_saved = None
+        self._began = time.monotonic()
+        was_running = self.profiler._reset_after_fork()
+        self.profiler.set_pid(self.pid)
+        if was_running:
+            self.profiler.start()
+
     def keep(self, path, shown, interval, describe):
         """The run's profile: path (absolute) is where the writes go, shown
         the name to print; interval in seconds (inf: only the final write);
