@@ -107,6 +107,14 @@ def test_bad_cpu_percent_threshold(tmp_path, value):
     assert "--cpu-percent-threshold" in _one_error_line(proc, 2)
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "nan"])
+def test_bad_profile_interval(tmp_path, value):
+    write(tmp_path / "prog.py", "print('ran')\n")
+    proc = run_scalene("run", "--profile-interval=" + value, "prog.py", cwd=tmp_path)
+    assert "--profile-interval" in _one_error_line(proc, 2)
+    assert proc.stdout == b""
+
+
 def test_on_and_off_exclusive(tmp_path):
     write(tmp_path / "prog.py", "print('ran')\n")
     proc = run_scalene("run", "--on", "--off", "prog.py", cwd=tmp_path)

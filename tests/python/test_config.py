@@ -49,6 +49,9 @@ def prog(tmp_path):
 
 
 def _profile(path):
+    """The profile at path, after checking that `view --cli` shows it."""
+    proc = run_scalene("view", "--cli", str(path), cwd=os.path.dirname(str(path)))
+    assert proc.returncode == 0, proc.stderr
     with open(path) as f:
         return json.load(f)
 
