@@ -729,73 +729,6 @@ int scalene_config_parse(const char *text, size_t len, const char *name,
   return 0;
 }
 
-/* Reads a whole regular file of at most CONFIG_READ_MAX bytes.  Opened
- * without blocking (a FIFO with no writer would block in open); a
- * directory, a FIFO or a device is refused. */
-static int read_file(const char *path, char **out, size_t *len, scalene_error_t *err) {
-  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
-    int e = errno;
-    scalene__error_set(err, path, 0, 0, -1, "cannot open: %s", strerror(e));
-    return e == ENOENT ? SCALENE_ENOENT : SCALENE_EIO;
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int e = errno;
-    close(fd);
-    scalene__error_set(err, path, 0, 0, -1, "cannot stat: %s", strerror(e));
-    return SCALENE_EIO;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    close(fd);
-    scalene__error_set(err, path, 0, 0, -1, "cannot read: %s",
-                       S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
-    return SCALENE_EIO;
-  }
-  size_t cap = (size_t)st.st_size + 1, n = 0;
-  char *buf = malloc(cap);
-  if (buf == NULL) {
-    close(fd);
-    scalene__error_set(err, path, 0, 0, -1, "out of memory");
-    return SCALENE_ENOMEM;
-  }
-  for (;;) {
-    if (n == cap) {
-      if ((off_t)cap > CONFIG_READ_MAX) {
-        close(fd);
-        free(buf);
-        scalene__error_set(err, path, 0, 0, -1, "cannot read: larger than %lld bytes",
-                           (long long)CONFIG_READ_MAX);
-        return SCALENE_EIO;
-      }
-      char *nb = realloc(buf, 2 * cap);
-      if (nb == NULL) {
-        close(fd);
-        free(buf);
-        scalene__error_set(err, path, 0, 0, -1, "out of memory");
-        return SCALENE_ENOMEM;
-      }
-      buf = nb;
-      cap *= 2;
-    }
-    ssize_t r = read(fd, buf + n, cap - n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      int e = errno;
-      close(fd);
-      free(buf);
-      scalene__error_set(err, path, 0, 0, -1, "cannot read: %s", strerror(e));
-      return SCALENE_EIO;
-    }
-    if (r == 0) break;
-    n += (size_t)r;
-  }
-  close(fd);
-  *out = buf;
-  *len = n;
-  return 0;
-}
-
 int scalene_config_load(const char *path, const scalene_config_key_t *schema, size_t n_keys,
                         scalene_config_t **out, scalene_error_t *err) {
   if (out != NULL) *out = NULL;
@@ -808,7 +741,7 @@ int scalene_config_load(const char *path, const scalene_config_key_t *schema, si
   if (rc != 0) return rc;
   char *text = NULL;
   size_t len = 0;
-  if ((rc = read_file(path, &text, &len, err)) != 0) return rc;
+  if ((rc = scalene__read_file(path, CONFIG_READ_MAX, &text, &len, err)) != 0) return rc;
   rc = scalene_config_parse(text, len, path, schema, n_keys, out, err);
   free(text);
   return rc;

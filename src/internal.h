@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <sys/types.h>
 
 #include <scalene/scalene.h>
 
@@ -38,6 +39,14 @@ void scalene__profile_add_totals(scalene_profile_t *p, double total_cpu_sec,
  * profile's own (own != 0: its pid and own peak) or a child (appended). */
 int scalene__profile_add_process(scalene_profile_t *p, const scalene_process_stats_t *ps,
                                  int own);
+/* output_json.c: reads the whole regular file at path, of at most max
+ * bytes, into a malloc'ed buffer with a NUL after its *len bytes.  A FIFO,
+ * a device or a directory is refused ("cannot read: not a regular file",
+ * "... is a directory"), as is a file larger than max, also one that grows
+ * past it while being read ("file too large").  Returns 0, SCALENE_ENOENT,
+ * SCALENE_EIO or SCALENE_ENOMEM, with err filled. */
+int scalene__read_file(const char *path, off_t max, char **out, size_t *len,
+                       scalene_error_t *err);
 /* stats.c: the pid of scalene_profile_set_pid (0: unknown); the caller
  * holds the lock or owns p. */
 long scalene__profile_pid(const scalene_profile_t *p);

@@ -634,12 +634,10 @@ int scalene_output_write_json(const scalene_profile_t *p, const char *path,
 /* The largest profile read: a bigger file is refused rather than read. */
 #define READ_MAX ((off_t)1 << 30)
 
-/* Reads a whole regular file of at most READ_MAX bytes; *len excludes the
- * NUL added after it.  The file is opened without blocking (a FIFO with no
- * writer would block in open) and checked with fstat before anything is
- * read: a FIFO, a device (/dev/zero) or a directory is refused, as is a
- * file that grows past READ_MAX while being read. */
-static int slurp(const char *path, char **out, size_t *len, scalene_error_t *err) {
+/* internal.h.  The file is opened without blocking (a FIFO with no writer
+ * would block in open) and checked with fstat before anything is read. */
+int scalene__read_file(const char *path, off_t max, char **out, size_t *len,
+                       scalene_error_t *err) {
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     int e = errno;
@@ -655,13 +653,14 @@ static int slurp(const char *path, char **out, size_t *len, scalene_error_t *err
   }
   if (!S_ISREG(st.st_mode)) {
     close(fd);
-    scalene__error_set(err, path, 0, 0, -1, "not a regular file");
+    scalene__error_set(err, path, 0, 0, -1, "cannot read: %s",
+                       S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
     return SCALENE_EIO;
   }
-  if (st.st_size > READ_MAX) {
+  if (st.st_size > max) {
     close(fd);
     scalene__error_set(err, path, 0, 0, -1, "file too large (over %lld bytes)",
-                       (long long)READ_MAX);
+                       (long long)max);
     return SCALENE_EIO;
   }
   /* Room for the size fstat gave, plus one byte to notice growth. */
@@ -674,14 +673,14 @@ static int slurp(const char *path, char **out, size_t *len, scalene_error_t *err
   }
   for (;;) {
     if (n + 1 >= cap) {
-      if ((off_t)n >= READ_MAX) {
+      if ((off_t)n >= max) {
         close(fd);
         free(buf);
         scalene__error_set(err, path, 0, 0, -1, "file too large (over %lld bytes)",
-                           (long long)READ_MAX);
+                           (long long)max);
         return SCALENE_EIO;
       }
-      size_t ncap = 2 * cap > (size_t)READ_MAX + 2 ? (size_t)READ_MAX + 2 : 2 * cap;
+      size_t ncap = 2 * cap > (size_t)max + 2 ? (size_t)max + 2 : 2 * cap;
       char *nb = realloc(buf, ncap);
       if (nb == NULL) {
         close(fd);
@@ -1138,7 +1137,7 @@ int scalene_output_read_json(const char *path, scalene_profile_t **out, scalene_
   }
   char *buf;
   size_t len;
-  int rc = slurp(path, &buf, &len, err);
+  int rc = scalene__read_file(path, READ_MAX, &buf, &len, err);
   if (rc != 0) return rc;
 
   json_tokener *tok = json_tokener_new();
