@@ -70,6 +70,19 @@ if _probe.returncode != 0 or not _under(_probe.stdout.strip(), BUILD):
 
 TIMEOUT = 120
 
+# The start of a test program whose cost is known: spin(seconds) burns that
+# much CPU time of the calling thread (time.process_time), in Python.
+SPIN_SOURCE = '''
+import os, sys, time
+
+def spin(seconds):
+    end = time.process_time() + seconds
+    n = 0
+    while time.process_time() < end:
+        n += 1
+    return n
+'''
+
 
 def run_scalene(*args, cwd, env=None, timeout=TIMEOUT):
     """`python3 -m scalene ARGS` in cwd; a CompletedProcess with bytes output."""

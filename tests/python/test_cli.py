@@ -10,7 +10,8 @@ import shutil
 import pytest
 
 import scalene
-from conftest import BUILD, run_python, run_scalene, stderr_lines, subprocess_env, write
+from conftest import (
+    BUILD, SPIN_SOURCE, run_python, run_scalene, stderr_lines, subprocess_env, write)
 
 ARGV_PROG = "import json, sys\nprint(json.dumps(sys.argv[1:]))\n"
 
@@ -25,16 +26,7 @@ LINE_KEYS = {"line", "lineno", "memory_samples", "n_avg_mb", "n_copy_mb_s",
              "n_mallocs", "n_peak_mb", "n_python_fraction", "n_sys_percent",
              "n_usage_fraction"}
 
-BUSY = '''
-import time
-
-def spin(seconds):
-    end = time.process_time() + seconds
-    n = 0
-    while time.process_time() < end:
-        n += 1
-    return n
-
+BUSY = SPIN_SOURCE + '''
 spin(0.5)
 print("done")
 '''

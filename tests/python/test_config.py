@@ -9,35 +9,18 @@ import os
 
 import pytest
 
-from conftest import run_scalene, stderr_lines, write
+from conftest import SPIN_SOURCE, run_scalene, stderr_lines, write
 
 # Spins on the CPU for 0.5 s in prog.py and 0.3 s in helper.py, then prints
 # a marker: a run that must not start never prints it.
-PROG = '''
-import time
+PROG = SPIN_SOURCE + '''
 import helper
-
-def spin(seconds):
-    end = time.process_time() + seconds
-    n = 0
-    while time.process_time() < end:
-        n += 1
-    return n
 
 spin(0.5)
 helper.spin(0.3)
 print("PROGRAM RAN")
 '''
-HELPER = '''
-import time
-
-def spin(seconds):
-    end = time.process_time() + seconds
-    n = 0
-    while time.process_time() < end:
-        n += 1
-    return n
-'''
+HELPER = SPIN_SOURCE
 MARKER = b"PROGRAM RAN"
 
 

@@ -11,18 +11,9 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, run_scalene, stderr_lines, subprocess_env, write
+from conftest import SPIN_SOURCE, TIMEOUT, run_scalene, stderr_lines, subprocess_env, write
 
-SPIN = '''
-import time
-
-def spin(seconds):
-    end = time.process_time() + seconds
-    n = 0
-    while time.process_time() < end:
-        n += 1
-    return n
-'''
+SPIN = SPIN_SOURCE
 
 
 def load(path):

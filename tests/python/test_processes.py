@@ -16,18 +16,9 @@ import textwrap
 
 import pytest
 
-from conftest import run_scalene, write
+from conftest import SPIN_SOURCE, run_scalene, write
 
-SPIN = '''
-import os, sys, time
-
-def spin(seconds):
-    end = time.process_time() + seconds
-    n = 0
-    while time.process_time() < end:
-        n += 1
-    return n
-'''
+SPIN = SPIN_SOURCE
 
 
 def load(path):
