@@ -1146,7 +1146,11 @@ static PyObject *profiler_write_json(PyObject *op, PyObject *args, PyObject *kwd
   memset(&err, 0, sizeof err);
   int rc;
   Py_BEGIN_ALLOW_THREADS
+  /* A write while the samplers run (--profile-interval) allocates and
+   * copies for itself, not for the program: none of it is counted. */
+  scalene_heap_enter();
   rc = scalene_output_write_json(self->profile, PyBytes_AS_STRING(path), &opts, &err);
+  scalene_heap_leave();
   Py_END_ALLOW_THREADS
   Py_DECREF(path);
   if (rc < 0)
@@ -1602,7 +1606,20 @@ static PyObject *core_addr2line(PyObject *module, PyObject *args, PyObject *kwds
   return PyLong_FromUnsignedLong(line);
 }
 
+PyDoc_STRVAR(core_ignore_thread_doc,
+"_ignore_thread()\n--\n\n"
+"From now on the calling thread's allocations and copies are never counted\n"
+"(scalene_heap_enter without a leave): for the profiler's own threads, such\n"
+"as the periodic writer.");
+
+static PyObject *core_ignore_thread(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+  scalene_heap_enter();
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef core_methods[] = {
+    {"_ignore_thread", core_ignore_thread, METH_NOARGS, core_ignore_thread_doc},
     {"library_version", core_library_version, METH_NOARGS, core_library_version_doc},
     {"render_text", (PyCFunction)(void (*)(void))core_render_text, METH_VARARGS | METH_KEYWORDS,
      core_render_text_doc},

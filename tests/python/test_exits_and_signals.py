@@ -321,13 +321,29 @@ print(os.WIFSIGNALED(st) and os.WTERMSIG(st))
 """
 
 
-def test_forked_child_dies_of_sigterm_without_writing(tmp_path):
+def test_forked_child_dies_of_sigterm_after_saving_its_own(tmp_path):
+    # The child still dies of SIGTERM; its profile goes into the parent's
+    # (docs/cli.md, "Child processes"), and only the parent says "saved".
     write(tmp_path / "prog.py", FORKED_CHILD_SIGTERM)
     proc = run_scalene("run", "-o", "p.json", "prog.py", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout == b"15\n"
     assert [line for line in stderr_lines(proc) if line.startswith(SAVED)] == [SAVED + "p.json"]
-    _check_profile(tmp_path, "p.json", "prog.py")
+    data = _check_profile(tmp_path, "p.json", "prog.py")
+    assert len(data["processes"]) == 2, data.get("processes")
+
+
+def test_periodic_writes_allocate_nothing_for_the_program(tmp_path):
+    # A program that allocates nothing, its profile rewritten every 10 ms
+    # with a 64 KiB sampling window: the writer's own allocations (Python's
+    # and json-c's, ~7 KiB a write) are not charged to the program.
+    write(tmp_path / "prog.py", "import time\ntime.sleep(1.0)\n")
+    proc = run_scalene("run", "--profile-interval", "0.01", "--allocation-sampling-window",
+                       "65536", "-o", "p.json", "prog.py", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    with open(tmp_path / "p.json") as f:
+        data = json.load(f)
+    assert data["total_alloc_mb"] < 0.25, data["total_alloc_mb"]
 
 
 HANDLERS_DURING_RUN = SPIN + """\

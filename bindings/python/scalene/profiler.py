@@ -321,6 +321,7 @@ class Session:
         import _thread
         import time
         try:
+            load_core()._ignore_thread()  # its own allocations are not the program's
             step = min(interval, _thread.TIMEOUT_MAX)
             due = time.monotonic() + step
             warned = False
