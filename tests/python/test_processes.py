@@ -13,10 +13,11 @@ window, so that 160 MiB is ~2560 samples and +-10 % is beyond 4 sigma."""
 import json
 import os
 import textwrap
+import time
 
 import pytest
 
-from conftest import SPIN_SOURCE, run_scalene, write
+from conftest import SPIN_SOURCE, run_scalene, subprocess_env, write
 
 SPIN = SPIN_SOURCE
 
@@ -51,8 +52,16 @@ def view_ok(tmp_path, profile, fname):
 
 
 def run(tmp_path, *args):
-    proc = run_scalene("run", *args, cwd=tmp_path, timeout=180)
+    """`scalene run ARGS` with its own TMPDIR, which must be left empty:
+    the children's directory is removed, and multiprocessing's helpers,
+    which outlive the parent, leave nothing in it."""
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir(exist_ok=True)
+    proc = run_scalene("run", *args, cwd=tmp_path, timeout=180,
+                       env=subprocess_env(TMPDIR=str(tmpdir)))
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    time.sleep(0.2)  # the helpers end when the parent has
+    assert [p.name for p in tmpdir.iterdir() if p.name.startswith("scalene-")] == []
     return proc
 
 

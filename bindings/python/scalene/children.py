@@ -1,7 +1,9 @@
 """Profiling the processes a profiled program starts, and merging them.
 
-``scalene run`` makes a private directory for the children's profiles and
-tells its children about it through the environment:
+``scalene run`` names a private directory for the children's profiles
+(made by the first child that saves one: a program without children, or
+one killed by a signal before its end, leaves nothing behind) and tells
+its children about it through the environment:
 
 * SCALENE_CHILD_CONFIG: JSON with the directory, the parent's pid and the
   run's settings (what to profile, sampling rates, program_path, ...);
@@ -19,8 +21,8 @@ Every child, however it was made, saves its profile as
 ``<dir>/child-<pid>.json`` when it ends: at normal exit (atexit), at
 os._exit (wrapped), or at SIGTERM while that signal's disposition is the
 default (multiprocessing's Pool.terminate() ends its workers so).  A child
-that has nothing to save, or whose parent is gone with the directory,
-saves nothing and says nothing: a child's output is its program's.
+that has nothing to save, or whose parent has ended, saves nothing and
+says nothing: a child's output is its program's.
 
 At its end the parent merges every saved child profile into its own
 (Profiler.merge_child: samples and records added, one entry per process
@@ -50,10 +52,9 @@ class Children:
     """The parent's side: the directory, the environment, the merge."""
 
     def __init__(self, session, options):
-        import tempfile
         self.session = session
         self.pid = os.getpid()
-        self.dir = tempfile.mkdtemp(prefix="scalene-children-%d-" % os.getpid())
+        self.dir = _private_name("scalene-children-%d-" % self.pid)
         config = {
             "dir": self.dir,
             "parent": os.getpid(),
@@ -66,7 +67,7 @@ class Children:
         path = os.environ.get("PYTHONPATH", "")
         parts = [_SHIM_DIR, _PKG_PARENT] + [p for p in path.split(os.pathsep) if p]
         os.environ["PYTHONPATH"] = os.pathsep.join(parts)
-        _Forks.watch(session, self.dir)
+        _Forks.watch(session, self.dir, self.pid)
 
     def merge(self):
         """Adds every saved child profile to the session's profile (after
@@ -76,7 +77,7 @@ class Children:
         merged = 0
         try:
             names = sorted(os.listdir(self.dir))
-        except OSError:
+        except OSError:  # no child saved a profile
             return 0
         for name in names:
             if not (name.startswith("child-") and name.endswith(".json")):
@@ -95,13 +96,42 @@ class Children:
         process that made them: not in a forked child)."""
         if os.getpid() != self.pid:
             return
-        import shutil
-        shutil.rmtree(self.dir, ignore_errors=True)
+        import stat
+        try:  # flat: the children's profiles and what a killed one left
+            st = os.lstat(self.dir)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+                raise FileNotFoundError(self.dir)  # not ours: left alone
+            with os.scandir(self.dir) as entries:
+                for entry in entries:
+                    try:
+                        os.unlink(entry.path)
+                    except OSError:
+                        pass
+            os.rmdir(self.dir)
+        except OSError:
+            pass
         for k, v in self._saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _private_name(prefix):
+    """An unguessable path in $TMPDIR or /tmp for a directory that the first
+    child to save makes (_ChildEnd._directory)."""
+    base = os.environ.get("TMPDIR") or "/tmp"
+    return os.path.join(base, prefix + os.urandom(12).hex())
+
+
+def _parent_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's: not our parent
+        return False
 
 
 class _ChildEnd:
@@ -110,8 +140,10 @@ class _ChildEnd:
     Pool.terminate() races a worker that is already exiting) waits for the
     save to end."""
 
-    def __init__(self, session, directory, program):
+    def __init__(self, session, directory, parent, program):
         self.session = session
+        self.directory = directory
+        self.parent = parent  # the pid of `scalene run`, which merges
         self.path = os.path.join(directory, "child-%d.json" % os.getpid())
         self.program = program  # () -> (program, argv)
         self.pid = os.getpid()
@@ -123,7 +155,7 @@ class _ChildEnd:
             return
         self.state = "saving"
         try:
-            if os.path.isdir(os.path.dirname(self.path)):  # else the parent is gone
+            if self._directory():  # else the parent is gone
                 self.session.end()
                 prog, argv = self.program()
                 self.session.set_program(prog, argv)
@@ -133,6 +165,20 @@ class _ChildEnd:
             _debug("saving the child's profile")  # never the child's problem
         finally:
             self.state = "saved"
+
+    def _directory(self):
+        """Makes the directory if no child did yet; False when the parent
+        has ended (it would not merge) or the path is not a directory of
+        this user's (someone else's file in the way)."""
+        import stat
+        if not _parent_alive(self.parent):
+            return False
+        try:
+            os.mkdir(self.directory, 0o700)
+        except FileExistsError:
+            pass
+        st = os.lstat(self.directory)
+        return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
 
     def _die_of_pending(self):
         if self.pending is not None:
@@ -180,11 +226,12 @@ class _Forks:
 
     session = None
     directory = None
+    parent = None
     registered = False
 
     @classmethod
-    def watch(cls, session, directory):
-        cls.session, cls.directory = session, directory
+    def watch(cls, session, directory, parent):
+        cls.session, cls.directory, cls.parent = session, directory, parent
         if not cls.registered:
             os.register_at_fork(after_in_child=cls._after_fork_in_child)
             cls.registered = True
@@ -200,7 +247,7 @@ class _Forks:
             _debug("resetting the session after fork")
             cls.session = None
             return
-        _ChildEnd(session, cls.directory, _argv_program).install()
+        _ChildEnd(session, cls.directory, cls.parent, _argv_program).install()
 
 
 def _debug(what):
@@ -227,10 +274,18 @@ def start_child():
     raw = os.environ.get(CONFIG_ENV)
     if not raw:
         return None
+    # multiprocessing's helpers outlive the parent, which could not merge
+    # what they saved: the resource tracker is not profiled, and the
+    # forkserver only hands its session on to the children it forks.
+    command = " ".join(getattr(sys, "orig_argv", ()))
+    if "multiprocessing.resource_tracker" in command:
+        return None
+    forkserver = "multiprocessing.forkserver" in command
     try:
         config = json.loads(raw)
         directory = config["dir"]
-        if not os.path.isdir(directory):
+        parent = int(config["parent"])
+        if not _parent_alive(parent):
             return None
         import argparse
         from scalene import profiler, scalene_profiler
@@ -242,8 +297,9 @@ def start_child():
     except Exception:
         return None
     scalene_profiler._attach(session)
-    _Forks.watch(session, directory)
-    _ChildEnd(session, directory, _argv_program).install()
+    _Forks.watch(session, directory, parent)
+    if not forkserver:
+        _ChildEnd(session, directory, parent, _argv_program).install()
     if not options.off:
         try:
             session.start()

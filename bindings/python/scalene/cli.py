@@ -540,7 +540,11 @@ class _Saver:
             _flush_stdout()
         try:
             if self.children is not None:
+                # merged, then removed here: an os._exit or a SIGTERM ends
+                # the process right after this save, without run_command's
+                # own clean-up
                 self.children.merge()
+                self.children.close()
             session.set_program(*self.program.identity())
             session.write(self.outfile_abs)
         except profiler.core_error_types() as e:
