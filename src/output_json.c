@@ -458,6 +458,7 @@ static json_object *build(const scalene_profile_t *p, const scalene_output_optio
     free(a);
   }
   char *program = utf8_clean(info.program, strlen(info.program));
+  long pid = scalene__profile_pid(p);
   char *fname = pm.max_footprint_file
                     ? utf8_clean(pm.max_footprint_file, strlen(pm.max_footprint_file))
                     : NULL;
@@ -485,7 +486,7 @@ static json_object *build(const scalene_profile_t *p, const scalene_output_optio
       {"total_alloc_mb", jdouble(pm.alloc_bytes / MB)},
       {"final_footprint_mb", jdouble(pm.live_bytes / MB)},
       {"processes", processes_json(p)},
-      {"pid", scalene__profile_pid(p) != 0 ? json_object_new_int64(scalene__profile_pid(p)) : NULL},
+      {"pid", pid != 0 ? json_object_new_int64(pid) : NULL},
   };
   free(program);
   free(fname);

@@ -159,7 +159,6 @@ class _ChildEnd:
                 self.session.end()
                 prog, argv = self.program()
                 self.session.set_program(prog, argv)
-                self.session.profiler.set_pid(self.pid)
                 self.session.write(self.path)
         except Exception:
             _debug("saving the child's profile")  # never the child's problem
@@ -293,7 +292,6 @@ def start_child():
         options = argparse.Namespace(**config["options"])
         options.off = bool(config.get("off", False))
         session = profiler.Session(options, config["program_path"])
-        session.profiler.set_pid(os.getpid())
     except Exception:
         return None
     scalene_profiler._attach(session)

@@ -479,27 +479,25 @@ def run_command(argv):
         _stderr("Scalene: note: --stacks is not available yet in this version; "
                 "profiling without stacks.\n")
 
+    from scalene import children as children_mod
+    kids = children_mod.Children(session, options)  # child processes are profiled too
+    save = _Saver(session, program, options, outfile, outfile_abs, kids)
+
     def _switched_off():  # python3 -m scalene.profile --off --pid N
         if session.ended:
             return
         session.stop()
         session.profiler.drain()
         try:
-            session.set_program(program.path or program.target, program.argv)
-            session.write(outfile_abs)
+            session.save_kept()  # the file and program name of save's session.keep
         except profiler.core_error_types() as e:
             _error("cannot save the profile: %s" % e)
 
     from scalene import profile as control
     control.install(session.start, _switched_off)
-    from scalene import children as children_mod
-    session.profiler.set_pid(os.getpid())
-    kids = children_mod.Children(session, options)  # child processes are profiled too
     atexit.register(session.end)
     try:
-        outcome = runner.execute(
-            program, session, on=not options.off,
-            save=_Saver(session, program, options, outfile, outfile_abs, kids))
+        outcome = runner.execute(program, session, on=not options.off, save=save)
     except runner.RunError as e:  # -m: runpy could not find the module
         scalene_profiler._attach(None)
         return _error(e, 2)

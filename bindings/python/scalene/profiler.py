@@ -182,6 +182,7 @@ class Session:
             copy_sampling_bytes=copy_window,
             include_prefixes=includes,
         )
+        self.profiler.set_pid(self.pid)
         from scalene import scalene_profiler
         for filename, first, last in scalene_profiler._profile_ranges:
             self.profiler.add_profile_range(filename, first, last)
@@ -217,8 +218,7 @@ class Session:
         self._faults = False
         self._last_saved = None
         self._began = time.monotonic()
-        was_running = self.profiler._reset_after_fork()
-        self.profiler.set_pid(self.pid)
+        was_running = self.profiler._reset_after_fork()  # the profile gets this pid
         if was_running:
             self.profiler.start()
 
@@ -330,7 +330,7 @@ class Session:
                 if self.ended or os.getpid() != self.pid:
                     break
                 try:
-                    self._write_periodic()
+                    self.save_kept()
                 except Exception as e:  # _core.Error: a full disk, a removed directory
                     if not warned:
                         warned = True
@@ -342,7 +342,11 @@ class Session:
         finally:
             done.release()
 
-    def _write_periodic(self):
+    def save_kept(self):
+        """Writes the profile to the file of keep(), named as keep()'s
+        describe() names the program: a periodic write, or one asked for
+        from outside (scalene.profile --off); skipped when profiling has
+        been paused since the last such write.  Raises _core.Error."""
         import time
         path, _, _, describe = self._kept
         elapsed = self.profiler.elapsed
