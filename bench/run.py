@@ -15,6 +15,15 @@ Two modes (--mode cpu|memory|all, default all: both tables):
 
 each against  plain  PYTHON prog.py  (shared by both modes).
 
+Every run is pinned to one CPU (--cpu N; default the last CPU the script
+may use; --cpu none: not pinned), the profiler's own threads included, so
+that their CPU time is paid inside the measured wall time.  Pinning is
+also what makes ratios of runs comparable on a virtual machine: on this
+project's 2-vCPU machines one vCPU ran the same Python program 55 %
+slower than the other for a while (1.77 s against 1.15 s, measured with
+taskset), so an unpinned plain run and an unpinned profiled run that
+landed on different vCPUs differed by that much.
+
 Debian's Scalene is imported from /usr/lib/python3/dist-packages through a
 temporary directory holding only a `scalene` symlink to it, with no
 LD_LIBRARY_PATH, when python3-scalene is installed.
@@ -91,7 +100,8 @@ def fastest(xs):
     return min(xs) if xs else None
 
 
-# Runs argv[2:] as its child and writes "wall cpu maxrss_kib" to argv[1].
+# Runs argv[3:] as its child, pinned to CPU argv[2] ("-": not pinned), and
+# writes "wall cpu maxrss_kib" to argv[1].
 # A process's ru_maxrss starts from the RSS of the process it was forked
 # from (exec keeps the high-water mark; vfork/posix_spawn share the parent's
 # memory), so a child spawned straight from this script would report at
@@ -101,7 +111,9 @@ def fastest(xs):
 # waited-for descendants, e.g. Scalene's re-executed child).
 LAUNCHER = r"""
 import os, sys, time
-out, cmd = sys.argv[1], sys.argv[2:]
+out, cpu, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
+if cpu != "-":
+    os.sched_setaffinity(0, {int(cpu)})
 t0 = time.perf_counter()
 pid = os.fork()
 if pid == 0:
@@ -117,13 +129,14 @@ os._exit(os.WEXITSTATUS(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st))
 """
 
 
-def timed(cmd, env, cwd, timeout, errfile, py):
-    """Runs cmd through LAUNCHER; returns (wall s, CPU s, peak RSS MiB,
-    error text or None)."""
+def timed(cmd, env, cwd, timeout, errfile, py, cpu):
+    """Runs cmd through LAUNCHER, pinned to cpu (None: not pinned); returns
+    (wall s, CPU s, peak RSS MiB, error text or None)."""
     result = Path(errfile).with_suffix(".rusage")
     result.unlink(missing_ok=True)
+    pin = "-" if cpu is None else str(cpu)
     with open(errfile, "w+") as err:
-        proc = subprocess.Popen([py, "-S", "-I", "-c", LAUNCHER, str(result)] + cmd, env=env,
+        proc = subprocess.Popen([py, "-S", "-I", "-c", LAUNCHER, str(result), pin] + cmd, env=env,
                                 cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=err, start_new_session=True)
         try:
@@ -313,9 +326,24 @@ def main(argv=None):
     ap.add_argument("--json", metavar="FILE", help="also write the tables as JSON")
     ap.add_argument("--timeout", type=float, default=300.0, help="per run, seconds")
     ap.add_argument("--check", action="store_true", help="exit 3 when a target is missed")
+    ap.add_argument("--cpu", default=None, metavar="N|none",
+                    help="pin every run to CPU N (default: the last CPU this script may use); "
+                         "none: do not pin")
     args = ap.parse_args(argv)
     if args.repetitions < 1:
         ap.error("--repetitions must be at least 1")
+    allowed = sorted(os.sched_getaffinity(0))
+    if args.cpu is None:
+        args.cpu = allowed[-1]
+    elif args.cpu == "none":
+        args.cpu = None
+    else:
+        try:
+            args.cpu = int(args.cpu)
+        except ValueError:
+            ap.error(f"--cpu: not a CPU number or 'none': {args.cpu!r}")
+        if args.cpu not in allowed:
+            ap.error(f"--cpu: CPU {args.cpu} is not one this process may use ({allowed})")
     for prog in args.programs:
         if not (HERE / "programs" / prog).is_file():
             ap.error(f"no such program: bench/programs/{prog}")
@@ -338,7 +366,7 @@ def main(argv=None):
                 for v in names[k:] + names[:k]:
                     build, env = variants[v]
                     wall, cpu, rss, err = timed(build(path), env, tmp, args.timeout, tmp / "stderr",
-                                                args.python)
+                                                args.python, args.cpu)
                     if err:
                         failures.append(f"{prog} [{v}] {err}")
                         print(f"FAILED {prog} [{v}]: {err}", file=sys.stderr)
@@ -359,10 +387,12 @@ def main(argv=None):
     rmed = {p: {v: median(t) for v, t in d.items()} for p, d in rsss.items()}
     ncpu = os.cpu_count() or 1
     print(f"{args.repetitions} repetitions; load average {load0:.2f} at the start, "
-          f"{load1:.2f} at the end, {ncpu} CPUs"
+          f"{load1:.2f} at the end, {ncpu} CPUs; "
+          + ("runs not pinned" if args.cpu is None else f"every run pinned to CPU {args.cpu}")
           + ("  -- WARNING: a busy machine; wall-time ratios are noisy, see the CPU-time columns"
              if max(load0, load1) > 0.5 * ncpu else ""))
     doc = {"repetitions": args.repetitions, "statistic": args.statistic, "python": args.python,
+           "cpu": args.cpu,
            "loadavg": [load0, load1],
            "runs": {p: {v: {"wall": times[p][v], "cpu": cpus[p][v], "maxrss_mib": rsss[p][v]}
                         for v in names} for p in args.programs},
