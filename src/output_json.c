@@ -410,6 +410,57 @@ static json_object *processes_json(const scalene_profile_t *p) {
   return arr;
 }
 
+/* "stacks", as Scalene 2.x writes it: [[frames...], {count, python_time,
+ * c_time, cpu_samples}] per stack, frames outermost first, each keeping
+ * its ';'.  python_time and c_time are the stack's Python and native
+ * seconds, cpu_samples all its seconds (system included), as fractions of
+ * all CPU seconds; ours add the seconds themselves (n_cpu_sec_python,
+ * n_cpu_sec_c, n_sys_sec) unless the profile has none.  [] without
+ * stacks. */
+static json_object *stacks_json(const scalene_profile_t *p, const ctx_t *c) {
+  json_object *arr = json_object_new_array();
+  size_t n = scalene_profile_stack_count(p);
+  for (size_t i = 0; arr != NULL && i < n; i++) {
+    const char *text;
+    double sec[SCALENE_CPU_KINDS];
+    uint64_t samples;
+    if (scalene_profile_stack(p, i, &text, sec, &samples) != 0) continue;
+    char *clean = utf8_clean(text, strlen(text));
+    json_object *frames = json_object_new_array();
+    json_object *pair = json_object_new_array();
+    if (clean == NULL || frames == NULL || pair == NULL) {
+      free(clean);
+      json_object_put(frames);
+      json_object_put(pair);
+      json_object_put(arr);
+      return NULL;
+    }
+    for (const char *f = clean; *f != '\0';) {
+      const char *semi = strchr(f, ';');
+      size_t len = semi != NULL ? (size_t)(semi - f) + 1 : strlen(f);
+      json_object_array_add(frames, json_object_new_string_len(f, (int)len));
+      f += len;
+    }
+    free(clean);
+    double all = sec[0] + sec[1] + sec[2];
+    double t = c->total > 0 ? c->total : 0;
+    member_t m[] = {
+        {"count", json_object_new_int64((int64_t)samples)},
+        {"python_time", jdouble(t > 0 ? sec[SCALENE_CPU_PYTHON] / t : 0.0)},
+        {"c_time", jdouble(t > 0 ? sec[SCALENE_CPU_NATIVE] / t : 0.0)},
+        {"cpu_samples", jdouble(t > 0 ? all / t : 0.0)},
+        {"n_cpu_sec_python", c->no_seconds ? NULL : jdouble(sec[SCALENE_CPU_PYTHON])},
+        {"n_cpu_sec_c", c->no_seconds ? NULL : jdouble(sec[SCALENE_CPU_NATIVE])},
+        {"n_sys_sec", c->no_seconds ? NULL : jdouble(sec[SCALENE_CPU_SYSTEM])},
+    };
+    size_t nm = sizeof m / sizeof m[0] - (c->no_seconds ? 3 : 0);
+    json_object_array_add(pair, frames);
+    json_object_array_add(pair, object_sorted(m, nm));
+    json_object_array_add(arr, pair);
+  }
+  return arr;
+}
+
 static json_object *build(const scalene_profile_t *p, const scalene_output_options_t *opts) {
   scalene_profile_info_t info;
   info.size = sizeof info;
@@ -477,6 +528,7 @@ static json_object *build(const scalene_profile_t *p, const scalene_output_optio
       {"memory", json_object_new_boolean(opts->memory != 0 || pm.memory != 0)},
       {"gpu", json_object_new_boolean(0)},
       {"samples", timeline_json(pm.n_samples, pm.samples)},
+      {"stacks", stacks_json(p, &c)},
       {"files", files},
       /* ours */
       {"scaleneprof_version", json_object_new_string(scalene_version())},
@@ -1019,6 +1071,75 @@ static int read_memory(reader_t *rd, json_object *root, scalene_profile_t *p) {
 #define SHARE_UNITS 100.0
 
 
+/* "stacks" (Scalene 2.x, and ours): [[frames...], {count, python_time,
+ * c_time, cpu_samples, ...}] per stack.  The text is the frames
+ * concatenated, each ended with ';' (added when a frame lacks it); a stack
+ * without frames is skipped.  Seconds: ours carry them
+ * (n_cpu_sec_python, n_cpu_sec_c, n_sys_sec); else python_time and
+ * c_time are fractions of all CPU time `total`, and in our files the
+ * rest of cpu_samples is system time (Scalene's stacks have none). */
+static int read_stacks(reader_t *rd, json_object *root, scalene_profile_t *p, double total) {
+  json_object *arr;
+  if (!json_object_object_get_ex(root, "stacks", &arr) || arr == NULL) return 0;
+  if (!json_object_is_type(arr, json_type_array))
+    return bad(rd, "%smember \"%s\" is not an array", "", "stacks");
+  size_t n = json_object_array_length(arr);
+  for (size_t i = 0; i < n; i++) {
+    char where[64];
+    snprintf(where, sizeof where, "stacks[%zu]", i);
+    json_object *e = json_object_array_get_idx(arr, i);
+    if (!json_object_is_type(e, json_type_array) || json_object_array_length(e) < 2 ||
+        !json_object_is_type(json_object_array_get_idx(e, 0), json_type_array) ||
+        !json_object_is_type(json_object_array_get_idx(e, 1), json_type_object))
+      return bad(rd, "%s is not a [frames, %s] pair", where, "stats");
+    json_object *frames = json_object_array_get_idx(e, 0);
+    json_object *st = json_object_array_get_idx(e, 1);
+    size_t nf = json_object_array_length(frames), len = 0;
+    for (size_t k = 0; k < nf; k++) {
+      json_object *f = json_object_array_get_idx(frames, k);
+      if (!json_object_is_type(f, json_type_string))
+        return bad(rd, "%s holds a %s that is not a string", where, "frame");
+      len += (size_t)json_object_get_string_len(f) + 1;
+    }
+    char swhere[80];
+    snprintf(swhere, sizeof swhere, "%s.", where);
+    double py = 0, c = 0, all = 0, sec[SCALENE_CPU_KINDS];
+    int have[SCALENE_CPU_KINDS], rc;
+    uint64_t count = 0;
+    if ((rc = opt_number(rd, st, swhere, "python_time", &py, NULL)) != 0 ||
+        (rc = opt_number(rd, st, swhere, "c_time", &c, NULL)) != 0 ||
+        (rc = opt_number(rd, st, swhere, "cpu_samples", &all, NULL)) != 0 ||
+        (rc = opt_number(rd, st, swhere, "n_cpu_sec_python", &sec[0], &have[0])) != 0 ||
+        (rc = opt_number(rd, st, swhere, "n_cpu_sec_c", &sec[1], &have[1])) != 0 ||
+        (rc = opt_number(rd, st, swhere, "n_sys_sec", &sec[2], &have[2])) != 0 ||
+        (rc = opt_count(rd, st, swhere, "count", &count)) != 0)
+      return rc;
+    if (!have[0]) sec[0] = py * total;
+    if (!have[1]) sec[1] = c * total;
+    if (!have[2]) sec[2] = rd->ours ? (all - py - c) * total : 0;
+    for (int k = 0; k < SCALENE_CPU_KINDS; k++)
+      if (!(sec[k] > 0)) sec[k] = 0; /* rounding noise, -0.0 */
+    if (nf == 0) continue;
+    char *text = malloc(len + 1);
+    if (text == NULL) return SCALENE_ENOMEM;
+    size_t o = 0;
+    for (size_t k = 0; k < nf; k++) {
+      json_object *f = json_object_array_get_idx(frames, k);
+      size_t fl = (size_t)json_object_get_string_len(f);
+      if (fl == 0) continue;
+      memcpy(text + o, json_object_get_string(f), fl);
+      o += fl;
+      if (text[o - 1] != ';') text[o++] = ';';
+    }
+    text[o] = '\0';
+    /* A NUL inside a frame cuts the text there: still a stack. */
+    rc = text[0] != '\0' ? scalene_profile_add_stack(p, text, sec, count) : 0;
+    free(text);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
 /* "processes" (ours): the profile's own process, then its children. */
 static int read_processes(reader_t *rd, json_object *root, scalene_profile_t *p) {
   json_object *arr;
@@ -1127,6 +1248,7 @@ static int read_profile(reader_t *rd, json_object *root, scalene_profile_t *p) {
    * that no view shows them as time. */
   if (no_seconds) scalene__profile_mark_seconds_unknown(p, total);
   if ((rc = read_memory(rd, root, p)) != 0) return rc;
+  if ((rc = read_stacks(rd, root, p, total)) != 0) return rc;
   return read_processes(rd, root, p);
 }
 

@@ -11,7 +11,9 @@
  *     re-arms a tid that a new thread has reused (its CPU clock went
  *     backwards), since the old timer does
  *     not follow the tid;
- *   - drains every ring into the profile, symbolising pc-only locations;
+ *   - drains every ring into the profile, symbolising pc-only locations
+ *     (and, with opts.stack_bytes, charging each record's stack text to the
+ *     profile's stack table: the buffers are allocated with the ring);
  *   - with SCALENE_CLOCK_WALL, accumulates the starting thread's
  *     off-CPU time, Δwall − Δcpu − Δ(run-queue wait, from the thread's
  *     /proc schedstat), and charges it as system time to where the locator
@@ -48,6 +50,8 @@
 #define YOUNG_THREAD_NS 100000000ull          /* 100 ms: see arm() */
 #define DEFAULT_RING_CAPACITY 512u
 #define MAX_RING_CAPACITY (1u << 16)
+#define MIN_STACK_BYTES 16u
+#define MAX_STACK_BYTES 65536u
 
 /* ------------------------------------------------------------ process-wide state */
 
@@ -128,6 +132,7 @@ void scalene_sampler_options_init(scalene_sampler_options_t *opts) {
   opts->locator_arg = NULL;
   opts->interpreter_addr = NULL;
   opts->ring_capacity = DEFAULT_RING_CAPACITY;
+  opts->stack_bytes = 0;
 }
 
 static int validate(const scalene_sampler_options_t *o, scalene_error_t *err) {
@@ -151,6 +156,12 @@ static int validate(const scalene_sampler_options_t *o, scalene_error_t *err) {
   if (o->ring_capacity < 2 || o->ring_capacity > MAX_RING_CAPACITY) {
     scalene__error_set(err, NULL, 0, 0, -1, "ring_capacity: %u is out of range (2 .. %u)",
                        o->ring_capacity, MAX_RING_CAPACITY);
+    return SCALENE_EINVAL;
+  }
+  if (o->stack_bytes != 0 &&
+      (o->stack_bytes < MIN_STACK_BYTES || o->stack_bytes > MAX_STACK_BYTES)) {
+    scalene__error_set(err, NULL, 0, 0, -1, "stack_bytes: %zu is out of range (0, or %u .. %u)",
+                       o->stack_bytes, MIN_STACK_BYTES, MAX_STACK_BYTES);
     return SCALENE_EINVAL;
   }
   if (o->clock != SCALENE_CLOCK_WALL && o->clock != SCALENE_CLOCK_CPU) {
@@ -248,6 +259,16 @@ int scalene_sampler_new(const scalene_sampler_options_t *opts, scalene_profile_t
   if (s == NULL) return SCALENE_ENOMEM;
   s->opts = o;
   s->opts.ring_capacity = round_pow2(o.ring_capacity);
+  if (o.stack_bytes > 0) {
+    s->off_stack = calloc(1, o.stack_bytes);
+    s->drain_stack = calloc(1, o.stack_bytes);
+    if (s->off_stack == NULL || s->drain_stack == NULL) {
+      free(s->off_stack);
+      free(s->drain_stack);
+      free(s);
+      return SCALENE_ENOMEM;
+    }
+  }
   s->profile = profile;
   s->off_sched_fd = s->off_stat_fd = -1;
   pthread_mutex_init(&s->lock, NULL);
@@ -276,9 +297,12 @@ void scalene_sampler_free(scalene_sampler_t *s) {
   if (s->handler_may_run) return;
   for (size_t i = 0; i < s->n_slots; i++) {
     free(s->slots[i]->rec);
+    free(s->slots[i]->stk);
     free(s->slots[i]);
   }
   free(s->slots);
+  free(s->off_stack);
+  free(s->drain_stack);
   free(s->scan_tids);
   free(s->sym);
   maps_release(s);
@@ -375,9 +399,10 @@ static int symbolize_cached(scalene_sampler_t *s, scalene_location_t *loc) {
   return 1;
 }
 
-/* Charges one sample to the profile.  Called with s->lock held. */
+/* Charges one sample to the profile, and its stack (NULL or "": none) to
+ * the profile's stack table.  Called with s->lock held. */
 static void charge(scalene_sampler_t *s, scalene_location_t *loc, int unattributed,
-                   const double seconds[SCALENE_CPU_KINDS]) {
+                   const double seconds[SCALENE_CPU_KINDS], const char *stack) {
   const scalene_location_t *where = loc;
   if (unattributed) {
     where = NULL;
@@ -385,6 +410,7 @@ static void charge(scalene_sampler_t *s, scalene_location_t *loc, int unattribut
     if (loc->pc == 0 || !symbolize_cached(s, loc)) where = NULL;
   }
   scalene_profile_add_cpu(s->profile, where, seconds, 1);
+  if (stack != NULL && stack[0] != '\0') scalene_profile_add_stack(s->profile, stack, seconds, 1);
 }
 
 /* ------------------------------------------------------------ rings */
@@ -393,11 +419,19 @@ static void drain_slot(scalene_sampler_t *s, scalene__slot_t *sl) {
   if (sl->rec == NULL) return;
   uint32_t t = atomic_load_explicit(&sl->tail, memory_order_relaxed);
   uint32_t h = atomic_load_explicit(&sl->head, memory_order_acquire);
+  size_t sb = s->opts.stack_bytes;
   while (t != h) {
     scalene__record_t r = sl->rec[t & sl->mask];
+    const char *stack = NULL;
+    if (sl->stk != NULL && s->drain_stack != NULL) {
+      /* Copied before tail frees the record for the handler. */
+      memcpy(s->drain_stack, sl->stk + (size_t)(t & sl->mask) * sb, sb);
+      s->drain_stack[sb - 1] = '\0';
+      stack = s->drain_stack;
+    }
     t++;
     atomic_store_explicit(&sl->tail, t, memory_order_release);
-    charge(s, &r.loc, (r.flags & SCALENE__REC_UNATTRIBUTED) != 0, r.seconds);
+    charge(s, &r.loc, (r.flags & SCALENE__REC_UNATTRIBUTED) != 0, r.seconds, stack);
   }
 }
 
@@ -420,7 +454,10 @@ static scalene__slot_t *slot_get(scalene_sampler_t *s) {
   scalene__slot_t *sl = calloc(1, sizeof *sl);
   if (sl == NULL) return NULL;
   sl->rec = calloc(s->opts.ring_capacity, sizeof *sl->rec);
-  if (sl->rec == NULL) {
+  if (sl->rec != NULL && s->opts.stack_bytes > 0)
+    sl->stk = calloc(s->opts.ring_capacity, s->opts.stack_bytes);
+  if (sl->rec == NULL || (s->opts.stack_bytes > 0 && sl->stk == NULL)) {
+    free(sl->rec);
     free(sl);
     return NULL;
   }
@@ -745,13 +782,19 @@ static void offcpu_step(scalene_sampler_t *s, int final) {
   memset(&ctx, 0, sizeof ctx);
   ctx.tid = s->start_tid;
   ctx.remote = 1;
+  if (s->off_stack != NULL) {
+    ctx.stack = s->off_stack;
+    ctx.stack_cap = s->opts.stack_bytes;
+    ctx.stack[0] = '\0';
+  }
   scalene_location_t loc;
   memset(&loc, 0, sizeof loc);
   int r = s->opts.locator(&ctx, &loc, s->opts.locator_arg);
   double sec[SCALENE_CPU_KINDS] = {0.0, 0.0, (double)amount * 1e-9};
   s->off_acc_ns -= amount;
   if (r == SCALENE_LOCATE_FOUND || r == SCALENE_LOCATE_UNATTRIBUTED) {
-    charge(s, &loc, r == SCALENE_LOCATE_UNATTRIBUTED, sec);
+    if (ctx.stack != NULL) ctx.stack[ctx.stack_cap - 1] = '\0';
+    charge(s, &loc, r == SCALENE_LOCATE_UNATTRIBUTED, sec, ctx.stack);
     atomic_fetch_add(&s->offcpu_samples, 1);
   } else {
     atomic_fetch_add(&s->skipped, 1);

@@ -85,6 +85,8 @@ typedef struct scalene__slot {
 
   /* Single-producer (handler), single-consumer (drain under the lock) ring. */
   scalene__record_t *rec;
+  char *stk;                   /* with opts.stack_bytes: capacity stacks of stack_bytes
+                                * each, stk + i * stack_bytes is record i's; else NULL */
   uint32_t mask;               /* capacity - 1; capacity is a power of two */
   _Atomic uint32_t head;       /* written by the producer only */
   _Atomic uint32_t tail;       /* written by the consumer only */
@@ -123,6 +125,11 @@ struct scalene_sampler {
   scalene__codemap_t **old_maps;
   size_t n_old_maps;
   unsigned long long map_adds; /* dl_phdr_info.dlpi_adds when map was built */
+
+  /* With opts.stack_bytes: the off-CPU sample's stack, and the copy the
+   * drain takes of a record's stack before it frees the record (under
+   * lock); NULL otherwise. */
+  char *off_stack, *drain_stack;
 
   scalene__sym_entry_t *sym;   /* open-addressed by pc */
   size_t sym_cap, sym_n;

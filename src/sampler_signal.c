@@ -9,7 +9,9 @@
  *   - scalene__codemap_lookup (a binary search over an immutable array,
  *     found through an atomic pointer that the sampler's thread replaces,
  *     never frees, while sampling);
- *   - the consumer's locator, which sampler.h requires to be async-signal-safe.
+ *   - the consumer's locator, which sampler.h requires to be async-signal-safe;
+ *     with stacks it writes into the record's stack buffer, allocated with
+ *     the ring when the thread was armed.
  * It never calls malloc, stdio, pthread locks, or anything of stats.h.  errno
  * is saved and restored.  The handler is not re-entrant for one signal (the
  * kernel blocks the signal while its handler runs: no SA_NODEFER). */
@@ -194,6 +196,18 @@ void scalene__sampler_handler(int signum, siginfo_t *si, void *ucv) {
   ctx.ucontext = ucv;
   context_regs(ucv, &ctx.pc, &ctx.sp, &ctx.fp);
 
+  /* The record the sample will take, when there is room: with stacks, the
+   * locator writes straight into that record's stack buffer, which no one
+   * else touches until head moves past it (single producer; the consumer
+   * reads only below head, and tail only grows, so the room stays). */
+  uint32_t h = atomic_load_explicit(&slot->head, memory_order_relaxed);
+  uint32_t t = atomic_load_explicit(&slot->tail, memory_order_acquire);
+  if (slot->stk != NULL && h - t <= slot->mask) {
+    ctx.stack = slot->stk + (size_t)(h & slot->mask) * s->opts.stack_bytes;
+    ctx.stack_cap = s->opts.stack_bytes;
+    ctx.stack[0] = '\0';
+  }
+
   scalene_location_t loc;
   memset(&loc, 0, sizeof loc);
   int r = s->opts.locator(&ctx, &loc, s->opts.locator_arg);
@@ -202,8 +216,6 @@ void scalene__sampler_handler(int signum, siginfo_t *si, void *ucv) {
     goto done;
   }
 
-  uint32_t h = atomic_load_explicit(&slot->head, memory_order_relaxed);
-  uint32_t t = atomic_load_explicit(&slot->tail, memory_order_acquire);
   if (h - t > slot->mask) {
     atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
     goto done;
@@ -221,6 +233,7 @@ void scalene__sampler_handler(int signum, siginfo_t *si, void *ucv) {
     loc.function[SCALENE_LOCATION_FUNCTION_MAX - 1] = '\0';
     memcpy(&rec->loc, &loc, sizeof loc);
   }
+  if (ctx.stack != NULL) ctx.stack[ctx.stack_cap - 1] = '\0'; /* whatever the locator wrote */
   atomic_store_explicit(&slot->head, h + 1, memory_order_release);
   atomic_fetch_add_explicit(&s->samples, 1, memory_order_relaxed);
 

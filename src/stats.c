@@ -8,7 +8,9 @@
  *    (interned file pointer, line number or interned function pointer);
  *  - one entry per file with the sums of its lines and the lists of its
  *    line and function records;
- *  - the run-wide totals and metadata.
+ *  - the run-wide totals and metadata;
+ *  - a table of stacks (owned texts with their seconds and samples, in the
+ *    order first added, found through a hash index).
  * Records are allocated one by one and never move, so a pointer handed out
  * stays valid while records are only added; scalene_profile_clear and
  * scalene_profile_free release them.
@@ -133,6 +135,14 @@ typedef struct file_entry {
   int lines_dirty, funcs_dirty;
 } file_entry_t;
 
+/* One stack of the stack table (stats.h, "Stacks"). */
+typedef struct stack_entry {
+  char *text; /* owned */
+  uint64_t hash;
+  double sec[SCALENE_CPU_KINDS];
+  uint64_t samples;
+} stack_entry_t;
+
 /* A child process merged into a profile. */
 typedef struct proc_entry {
   long pid;
@@ -183,6 +193,14 @@ struct scalene_profile {
   uint64_t alloc_samples;
   timeline_t footprint;
   uint64_t rng; /* the reservoirs' PRNG state: deterministic per profile */
+
+  /* Stacks: entries in the order first added, found through an
+   * open-addressed index of entry numbers + 1 (0 = empty), keyed by the
+   * text's FNV-1a hash; the index doubles at 50 % load. */
+  stack_entry_t *stacks;
+  size_t n_stacks, stacks_cap;
+  size_t *stack_index;
+  size_t stack_index_cap;
 
   /* Processes (scalene_profile_merge_child). */
   long pid;
@@ -343,6 +361,16 @@ static void drop_records(scalene_profile_t *p) {
   p->rng = RNG_SEED;
 }
 
+/* Frees the stack table (the caller holds the lock). */
+static void drop_stacks(scalene_profile_t *p) {
+  for (size_t i = 0; i < p->n_stacks; i++) free(p->stacks[i].text);
+  free(p->stacks);
+  free(p->stack_index);
+  p->stacks = NULL;
+  p->stack_index = NULL;
+  p->n_stacks = p->stacks_cap = p->stack_index_cap = 0;
+}
+
 static void free_args(scalene_profile_t *p) {
   for (int i = 0; i < p->n_args; i++) free(p->args[i]);
   free(p->args);
@@ -360,6 +388,7 @@ void scalene_profile_free(scalene_profile_t *p) {
   if (p->next_live != NULL) p->next_live->prev_live = p->prev_live;
   pthread_mutex_unlock(&g_profiles_mu);
   drop_records(p);
+  drop_stacks(p);
   for (size_t i = 0; i < p->strings_cap; i++) free(p->strings[i]);
   free(p->strings);
   free(p->program);
@@ -373,6 +402,7 @@ void scalene_profile_clear(scalene_profile_t *p) {
   if (p == NULL) return;
   LOCK(p);
   drop_records(p);
+  drop_stacks(p);
   p->share_units = 0;
   p->total_cpu_sec = 0;
   p->unattributed_cpu_sec = 0;
@@ -537,6 +567,95 @@ int scalene_profile_add_cpu(scalene_profile_t *p, const scalene_location_t *loc,
   p->total_cpu_sec += sum;
   p->cpu_samples += samples;
 out:
+  UNLOCK(p);
+  return rc;
+}
+
+/* ------------------------------------------------------------ stacks */
+
+/* Adds to the entry of `text`, making it when new; the caller holds the
+ * lock.  When the entry exists nothing is allocated, so merging a profile
+ * into itself (whose entries all exist) never moves what it iterates. */
+static int stack_add_locked(scalene_profile_t *p, const char *text,
+                            const double sec[SCALENE_CPU_KINDS], uint64_t samples) {
+  uint64_t h = fnv1a(text);
+  if (p->stack_index_cap > 0) {
+    size_t mask = p->stack_index_cap - 1;
+    for (size_t i = (size_t)h & mask; p->stack_index[i] != 0; i = (i + 1) & mask) {
+      stack_entry_t *e = &p->stacks[p->stack_index[i] - 1];
+      if (e->hash == h && strcmp(e->text, text) == 0) {
+        for (int k = 0; k < SCALENE_CPU_KINDS; k++) e->sec[k] += sec[k];
+        e->samples += samples;
+        return 0;
+      }
+    }
+  }
+  if (2 * (p->n_stacks + 1) > p->stack_index_cap) {
+    size_t ncap = p->stack_index_cap ? 2 * p->stack_index_cap : 64;
+    size_t *ni = calloc(ncap, sizeof *ni);
+    if (ni == NULL) return SCALENE_ENOMEM;
+    for (size_t k = 0; k < p->n_stacks; k++) {
+      size_t j = (size_t)p->stacks[k].hash & (ncap - 1);
+      while (ni[j] != 0) j = (j + 1) & (ncap - 1);
+      ni[j] = k + 1;
+    }
+    free(p->stack_index);
+    p->stack_index = ni;
+    p->stack_index_cap = ncap;
+  }
+  if (p->n_stacks == p->stacks_cap) {
+    size_t ncap = p->stacks_cap ? 2 * p->stacks_cap : 16;
+    stack_entry_t *ns = realloc(p->stacks, ncap * sizeof *ns);
+    if (ns == NULL) return SCALENE_ENOMEM;
+    p->stacks = ns;
+    p->stacks_cap = ncap;
+  }
+  char *copy = strdup(text);
+  if (copy == NULL) return SCALENE_ENOMEM;
+  stack_entry_t *e = &p->stacks[p->n_stacks];
+  e->text = copy;
+  e->hash = h;
+  for (int k = 0; k < SCALENE_CPU_KINDS; k++) e->sec[k] = sec[k];
+  e->samples = samples;
+  size_t j = (size_t)h & (p->stack_index_cap - 1);
+  while (p->stack_index[j] != 0) j = (j + 1) & (p->stack_index_cap - 1);
+  p->stack_index[j] = ++p->n_stacks;
+  return 0;
+}
+
+int scalene_profile_add_stack(scalene_profile_t *p, const char *stack,
+                              const double seconds[SCALENE_CPU_KINDS], uint64_t samples) {
+  if (p == NULL || stack == NULL || stack[0] == '\0' || seconds == NULL ||
+      !valid_seconds(seconds))
+    return SCALENE_EINVAL;
+  LOCK(p);
+  int rc = stack_add_locked(p, stack, seconds, samples);
+  UNLOCK(p);
+  return rc;
+}
+
+size_t scalene_profile_stack_count(const scalene_profile_t *p) {
+  if (p == NULL) return 0;
+  LOCK(p);
+  size_t n = p->n_stacks;
+  UNLOCK(p);
+  return n;
+}
+
+int scalene_profile_stack(const scalene_profile_t *p, size_t i, const char **stack,
+                          double seconds[SCALENE_CPU_KINDS], uint64_t *samples) {
+  if (p == NULL) return SCALENE_EINVAL;
+  LOCK(p);
+  int rc = 0;
+  if (i >= p->n_stacks) {
+    rc = SCALENE_EINVAL;
+  } else {
+    const stack_entry_t *e = &p->stacks[i];
+    if (stack != NULL) *stack = e->text;
+    if (seconds != NULL)
+      for (int k = 0; k < SCALENE_CPU_KINDS; k++) seconds[k] = e->sec[k];
+    if (samples != NULL) *samples = e->samples;
+  }
   UNLOCK(p);
   return rc;
 }
@@ -1210,6 +1329,16 @@ static int merge_locked(scalene_profile_t *dst, const scalene_profile_t *src) {
   dst->alloc_samples += src->alloc_samples;
   int mrc = timeline_merge(&dst->footprint, &src->footprint);
   if (mrc != 0) return mrc;
+  /* Stacks, over a snapshot of the count (dst == src adds no entry).  The
+   * values are copied first: with dst == src the entry read is the one
+   * written. */
+  size_t n_stacks = src->n_stacks;
+  for (size_t i = 0; i < n_stacks; i++) {
+    double sec[SCALENE_CPU_KINDS];
+    memcpy(sec, src->stacks[i].sec, sizeof sec);
+    mrc = stack_add_locked(dst, src->stacks[i].text, sec, src->stacks[i].samples);
+    if (mrc != 0) return mrc;
+  }
   dst->total_cpu_sec += src->total_cpu_sec;
   dst->unattributed_cpu_sec += src->unattributed_cpu_sec;
   dst->cpu_samples += src->cpu_samples;

@@ -64,6 +64,18 @@ typedef struct scalene_sample_context {
                     *    itself: its own state is consistent and may be read
                     *    with plain loads; remote is 0, ucontext NULL, pc the
                     *    hook's caller.  0: a signal handler or remote call */
+  /* The sample's stack, when the consumer asked for stacks
+   * (scalene_sampler_options_t.stack_bytes) and there is room for it;
+   * else stack is NULL and stack_cap 0.  The locator MAY write there, as
+   * NUL-terminated text of at most stack_cap bytes with the NUL, the
+   * frames it sees, outermost first, each "<file> <function>:<line>;"
+   * (Scalene's frame strings, concatenated), e.g.
+   * "/a/prog.py main:9;/a/prog.py inner:4;".  The buffer arrives holding
+   * "" (no stack), which is what it charges when the locator leaves it.
+   * The locator stays async-signal-safe while it writes it.  The stack is
+   * charged with the sample's seconds (scalene_profile_add_stack). */
+  char *stack;
+  size_t stack_cap;
 } scalene_sample_context_t;
 
 /* Locator results. */
@@ -99,6 +111,14 @@ typedef struct scalene_sampler_options {
   void *locator_arg;
   const void *interpreter_addr; /* any address inside the interpreter, or NULL */
   unsigned int ring_capacity;   /* samples buffered per thread; default 512 */
+  size_t stack_bytes; /* 0 (the default): no stacks.  Else 16 .. 65536: the
+                       * room for one sample's stack text (NUL included) that
+                       * the locator gets in ctx->stack; the sampler then
+                       * keeps ring_capacity such buffers per thread (allocated
+                       * when the thread is armed, never in the handler) and
+                       * one for off-CPU samples, and charges every non-empty
+                       * stack to the profile's stack table (stats.h).  Read
+                       * only when `size` covers it. */
 } scalene_sampler_options_t;
 
 /* Sets every field of *opts to its default (locator to NULL). */

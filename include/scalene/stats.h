@@ -217,6 +217,35 @@ SCALENE_API size_t scalene_profile_process_count(const scalene_profile_t *p);
 SCALENE_API int scalene_profile_process(const scalene_profile_t *p, size_t i,
                                         scalene_process_stats_t *out);
 
+/* Stacks.  Besides its line records a profile may keep a table of stacks:
+ * the text of a sample's stack, frames outermost first, each
+ * "<file> <function>:<line>;" (Scalene's frame strings concatenated, as a
+ * locator writes them into scalene_sample_context_t.stack), with the CPU
+ * seconds of each kind and the number of samples charged to it.  Identical
+ * texts are one entry.  The table is a view of the same samples: adding a
+ * stack changes neither the totals nor the line records (the sampler
+ * charges each sample to both), and a sample without a stack has no entry.
+ * merge and merge_child add the tables, clear empties it. */
+
+/* Charges seconds[k] seconds of kind k and `samples` samples to the stack
+ * `stack` (NUL-terminated text, copied; must not be ""), making its entry
+ * when the text is new.  Returns 0, SCALENE_EINVAL (NULL, "", or seconds
+ * not finite and >= 0) or SCALENE_ENOMEM. */
+SCALENE_API int scalene_profile_add_stack(scalene_profile_t *p, const char *stack,
+                                          const double seconds[SCALENE_CPU_KINDS],
+                                          uint64_t samples);
+
+/* The number of distinct stacks. */
+SCALENE_API size_t scalene_profile_stack_count(const scalene_profile_t *p);
+
+/* Stack i, in the order the stacks were first added (0 ..
+ * scalene_profile_stack_count - 1): *stack gets its text (owned by the
+ * profile, valid until the profile is cleared or freed), seconds its CPU
+ * seconds by kind and *samples its samples; any output may be NULL.
+ * Returns 0, or SCALENE_EINVAL when i is out of range. */
+SCALENE_API int scalene_profile_stack(const scalene_profile_t *p, size_t i, const char **stack,
+                                      double seconds[SCALENE_CPU_KINDS], uint64_t *samples);
+
 /* Attaches the text of a source line to a record (used by loaders). */
 SCALENE_API int scalene_profile_set_source(scalene_profile_t *p, const char *file, uint32_t line,
                                            const char *text);

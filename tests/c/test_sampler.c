@@ -1060,6 +1060,166 @@ static void test_symbolize(void **state) {
 #endif
 }
 
+/* ------------------------------------------------------------ (j) stacks */
+
+#define STACK_X "a.py f:1;a.py g:2;"
+#define STACK_Y "a.py f:1;a.py h:3;"
+
+/* phase_locator, and with the sampler's stack buffer a fixed stack per
+ * phase: 1 and 3 -> STACK_X, 2 -> STACK_Y (none for the others).
+ * Async-signal-safe: fixed-size copies. */
+static int stack_locator(const scalene_sample_context_t *ctx, scalene_location_t *loc,
+                         void *arg) {
+  int r = phase_locator(ctx, loc, arg);
+  if (r != SCALENE_LOCATE_FOUND || ctx->stack == NULL) return r;
+  const char *text = loc->line == 2 ? STACK_Y : loc->line == 1 || loc->line == 3 ? STACK_X : "";
+  size_t n = strlen(text) + 1;
+  if (n <= ctx->stack_cap) memcpy(ctx->stack, text, n);
+  return r;
+}
+
+static scalene_sampler_t *make_stack_sampler(scalene_profile_t *p, int offcpu) {
+  scalene_sampler_options_t o;
+  scalene_sampler_options_init(&o);
+  o.interval_ns = 2 * MS;
+  o.clock = offcpu ? SCALENE_CLOCK_WALL : SCALENE_CLOCK_CPU;
+  o.locator = stack_locator;
+  o.stack_bytes = 64;
+  scalene_sampler_t *s = NULL;
+  scalene_error_t err;
+  int rc = scalene_sampler_new(&o, p, &s, &err);
+  if (rc != 0) fail_msg("scalene_sampler_new: %s", err.text);
+  return s;
+}
+
+/* The stack of a text, or fails. */
+static void stack_of(const scalene_profile_t *p, const char *text, double sec[3],
+                     uint64_t *samples) {
+  size_t n = scalene_profile_stack_count(p);
+  for (size_t i = 0; i < n; i++) {
+    const char *t;
+    assert_int_equal(scalene_profile_stack(p, i, &t, sec, samples), 0);
+    if (strcmp(t, text) == 0) return;
+  }
+  fail_msg("no stack \"%s\" among %zu", text, n);
+}
+
+/* stack_bytes: range, default, and a caller whose options end before it
+ * (size) gets no stacks whatever the memory past its struct holds. */
+static void test_stack_options(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  scalene_sampler_options_t o;
+  scalene_sampler_options_init(&o);
+  assert_int_equal(o.stack_bytes, 0);
+  o.locator = stack_locator;
+  scalene_sampler_t *s = NULL;
+  scalene_error_t err;
+  size_t bad[] = {1, 15, 65537};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    o.stack_bytes = bad[i];
+    assert_int_equal(scalene_sampler_new(&o, p, &s, &err), SCALENE_EINVAL);
+    assert_non_null(strstr(err.text, "stack_bytes"));
+  }
+  o.stack_bytes = 65536;
+  assert_int_equal(scalene_sampler_new(&o, p, &s, &err), 0);
+  scalene_sampler_free(s);
+  o.stack_bytes = 1; /* past an older caller's struct: not read */
+  o.size = offsetof(scalene_sampler_options_t, stack_bytes);
+  assert_int_equal(scalene_sampler_new(&o, p, &s, &err), 0);
+  start_ok(s);
+  set_phase(1);
+  spin_until_sampled(20 * MS, 400 * MS);
+  set_phase(0);
+  assert_int_equal(scalene_sampler_stop(s), 0);
+  assert_true(phase_sec(p, 1, -1) > 0.0);
+  assert_int_equal(scalene_profile_stack_count(p), 0);
+  scalene_sampler_free(s);
+  scalene_profile_free(p);
+}
+
+/* 300 ms of CPU in phase 1 (stack X), then 100 ms in phase 2 (stack Y),
+ * interval 2 ms.  Each record carries its stack, so the stacks charge the
+ * very records the line table does: stack X holds exactly phase 1's
+ * seconds and samples, stack Y phase 2's.  The share of X is 75 % within
+ * the bound of test_phase_shares: the phase change moves at most one gap
+ * g1 from X to Y, the tail after the last sample loses at most one gap g2
+ * of Y, so the share is within 100 * 2g / (0.4 - g) points of 75, g the
+ * largest gap seen (tail included); measured again, up to 5 times, while
+ * the machine is starved (g >= 40 ms). */
+static void test_stacks(void **state) {
+  (void)state;
+  scalene_profile_t *p = NULL;
+  scalene_sampler_t *s = NULL;
+  double g = 0.0;
+  for (int attempt = 0; attempt < 5; attempt++) {
+    if (s != NULL) {
+      print_message("    largest gap %.1f ms: the machine is starved, measuring again\n", g * 1e3);
+      scalene_sampler_free(s);
+      scalene_profile_free(p);
+    }
+    p = scalene_profile_new();
+    s = make_stack_sampler(p, 0);
+    gap_watch(my_tid());
+    start_ok(s);
+    uint64_t c0 = thread_cpu_ns();
+    set_phase(1);
+    spin_cpu(300 * MS);
+    set_phase(2);
+    spin_cpu(100 * MS);
+    uint64_t c1 = thread_cpu_ns();
+    set_phase(0);
+    g = (double)atomic_load(&g_gap_max_ns) * 1e-9;
+    double tail = gap_tail_end(c0, c1);
+    if (tail > g) g = tail;
+    assert_int_equal(scalene_sampler_stop(s), 0);
+    if (g < 0.040) break;
+  }
+  double x[3], y[3];
+  uint64_t nx, ny;
+  stack_of(p, STACK_X, x, &nx);
+  stack_of(p, STACK_Y, y, &ny);
+  assert_int_equal(scalene_profile_stack_count(p), 2);
+  double a = x[0] + x[1] + x[2], b = y[0] + y[1] + y[2];
+  scalene_sampler_stats_t st = stats_of(s);
+  double tol = 100.0 * 2.0 * g / (0.4 - g);
+  if (tol < 3.0) tol = 3.0;
+  print_message("    X %.4f s (%llu), Y %.4f s (%llu): share %.2f %%, largest gap %.1f ms, "
+                "tolerance %.2f points, %llu dropped\n",
+                a, (unsigned long long)nx, b, (unsigned long long)ny, 100.0 * a / (a + b),
+                g * 1e3, tol, (unsigned long long)st.dropped);
+  assert_true(g < 0.040);
+  assert_near(100.0 * a / (a + b), 75.0, tol, "share of stack X (%)");
+  /* The same records: equal sums, bit for bit (added in the same order). */
+  for (int k = 0; k < SCALENE_CPU_KINDS; k++) {
+    assert_float_equal(x[k], phase_sec(p, 1, k), 0);
+    assert_float_equal(y[k], phase_sec(p, 2, k), 0);
+  }
+  assert_int_equal(nx, scalene_profile_find_line(p, PHASE_FILE, 1)->cpu_samples);
+  assert_int_equal(ny, scalene_profile_find_line(p, PHASE_FILE, 2)->cpu_samples);
+  assert_int_equal(st.dropped, 0);
+  scalene_sampler_free(s);
+  scalene_profile_free(p);
+
+  /* Off-CPU samples (remote mode) carry the stack too: 100 ms asleep in
+   * phase 3 charge its system time to stack X as well. */
+  p = scalene_profile_new();
+  s = make_stack_sampler(p, 1);
+  start_ok(s);
+  set_phase(3);
+  sleep_ms(100);
+  set_phase(0);
+  assert_int_equal(scalene_sampler_stop(s), 0);
+  stack_of(p, STACK_X, x, &nx);
+  print_message("    asleep: stack X system %.4f s, %llu samples\n", x[2],
+                (unsigned long long)nx);
+  assert_true(x[2] > 0.0);
+  for (int k = 0; k < SCALENE_CPU_KINDS; k++) assert_float_equal(x[k], phase_sec(p, 3, k), 0);
+  assert_int_equal(nx, scalene_profile_find_line(p, PHASE_FILE, 3)->cpu_samples);
+  scalene_sampler_free(s);
+  scalene_profile_free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_options),     cmocka_unit_test(test_safe_read),
@@ -1070,6 +1230,7 @@ int main(void) {
       cmocka_unit_test(test_restart),     cmocka_unit_test(test_fork),
       cmocka_unit_test(test_classify),    cmocka_unit_test(test_thread_lifecycle),
       cmocka_unit_test(test_system_share),
+      cmocka_unit_test(test_stack_options), cmocka_unit_test(test_stacks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* Tests for stats.h: adding, iterating, finding, merging and clearing a
- * profile, function records, totals, concurrent adds, and memory events
- * (accounting, bounded timelines, merge). */
+ * profile, function records, totals, concurrent adds, memory events
+ * (accounting, bounded timelines, merge), and the stack table (adding,
+ * aggregating, merge, clear, and its JSON form written and read). */
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -8,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -651,6 +654,268 @@ static void test_memory_merge(void **state) {
   scalene_profile_free(b);
 }
 
+/* ------------------------------------------------------------ stacks */
+
+static void stack_at(const scalene_profile_t *p, size_t i, const char **text, double sec[3],
+                     uint64_t *samples) {
+  assert_int_equal(scalene_profile_stack(p, i, text, sec, samples), 0);
+}
+
+#define STACK_FG "a.py f:1;a.py g:2;"
+#define STACK_FH "a.py f:1;a.py h:3;"
+
+static void test_stacks(void **state) {
+  (void)state;
+  scalene_profile_t *p = scalene_profile_new();
+  assert_int_equal(scalene_profile_stack_count(p), 0);
+  assert_int_equal(scalene_profile_stack(p, 0, NULL, NULL, NULL), SCALENE_EINVAL);
+  double s1[3] = {0.5, 0.25, 0.125}, s2[3] = {1.0, 0.0, 0.0};
+  /* Invalid: NULL, "", negative or non-finite seconds. */
+  assert_int_equal(scalene_profile_add_stack(NULL, STACK_FG, s1, 1), SCALENE_EINVAL);
+  assert_int_equal(scalene_profile_add_stack(p, NULL, s1, 1), SCALENE_EINVAL);
+  assert_int_equal(scalene_profile_add_stack(p, "", s1, 1), SCALENE_EINVAL);
+  assert_int_equal(scalene_profile_add_stack(p, STACK_FG, NULL, 1), SCALENE_EINVAL);
+  double bad[3] = {-1.0, 0, 0}, nan3[3] = {NAN, 0, 0};
+  assert_int_equal(scalene_profile_add_stack(p, STACK_FG, bad, 1), SCALENE_EINVAL);
+  assert_int_equal(scalene_profile_add_stack(p, STACK_FG, nan3, 1), SCALENE_EINVAL);
+  assert_int_equal(scalene_profile_stack_count(p), 0);
+
+  /* Identical texts aggregate; entries keep the order of first adding.
+   * The text is copied. */
+  char buf[64];
+  snprintf(buf, sizeof buf, "%s", STACK_FG);
+  assert_int_equal(scalene_profile_add_stack(p, buf, s1, 1), 0);
+  memset(buf, 'x', sizeof buf - 1);
+  assert_int_equal(scalene_profile_add_stack(p, STACK_FH, s2, 2), 0);
+  assert_int_equal(scalene_profile_add_stack(p, STACK_FG, s1, 3), 0);
+  assert_int_equal(scalene_profile_stack_count(p), 2);
+  const char *t;
+  double sec[3];
+  uint64_t n;
+  stack_at(p, 0, &t, sec, &n);
+  assert_string_equal(t, STACK_FG);
+  assert_float_equal(sec[0], 1.0, 0);
+  assert_float_equal(sec[1], 0.5, 0);
+  assert_float_equal(sec[2], 0.25, 0);
+  assert_int_equal(n, 4);
+  stack_at(p, 1, &t, sec, &n);
+  assert_string_equal(t, STACK_FH);
+  assert_float_equal(sec[0], 1.0, 0);
+  assert_int_equal(n, 2);
+  assert_int_equal(scalene_profile_stack(p, 2, &t, sec, &n), SCALENE_EINVAL);
+  /* Stacks are a view: the totals and line records do not move. */
+  scalene_profile_info_t info = info_of(p);
+  assert_float_equal(info.total_cpu_sec, 0.0, 0);
+  assert_int_equal(info.cpu_samples, 0);
+  assert_int_equal(scalene_profile_file_count(p), 0);
+
+  /* Many distinct stacks: the index grows, every one is found again. */
+  for (int i = 0; i < 300; i++) {
+    snprintf(buf, sizeof buf, "b.py k%d:%d;", i, i + 1);
+    assert_int_equal(scalene_profile_add_stack(p, buf, s2, 1), 0);
+  }
+  for (int i = 0; i < 300; i += 7) {
+    snprintf(buf, sizeof buf, "b.py k%d:%d;", i, i + 1);
+    assert_int_equal(scalene_profile_add_stack(p, buf, s2, 1), 0);
+  }
+  assert_int_equal(scalene_profile_stack_count(p), 302);
+  stack_at(p, 2 + 7, &t, sec, &n);
+  assert_string_equal(t, "b.py k7:8;");
+  assert_int_equal(n, 2);
+  stack_at(p, 2 + 8, &t, sec, &n);
+  assert_int_equal(n, 1);
+
+  /* Merge adds the tables: shared texts add up, new ones are appended. */
+  scalene_profile_t *q = scalene_profile_new();
+  assert_int_equal(scalene_profile_add_stack(q, "c.py z:9;", s1, 5), 0);
+  assert_int_equal(scalene_profile_add_stack(q, STACK_FH, s1, 1), 0);
+  assert_int_equal(scalene_profile_merge(q, p), 0);
+  assert_int_equal(scalene_profile_stack_count(q), 303);
+  stack_at(q, 0, &t, sec, &n);
+  assert_string_equal(t, "c.py z:9;");
+  assert_int_equal(n, 5);
+  stack_at(q, 1, &t, sec, &n);
+  assert_string_equal(t, STACK_FH);
+  assert_float_equal(sec[0], 1.5, 0);
+  assert_float_equal(sec[2], 0.125, 0);
+  assert_int_equal(n, 3);
+  stack_at(q, 2, &t, sec, &n);
+  assert_string_equal(t, STACK_FG);
+  assert_int_equal(n, 4);
+  /* Into itself: every value doubles, no entry is added. */
+  assert_int_equal(scalene_profile_merge(q, q), 0);
+  assert_int_equal(scalene_profile_stack_count(q), 303);
+  stack_at(q, 1, &t, sec, &n);
+  assert_float_equal(sec[0], 3.0, 0);
+  assert_int_equal(n, 6);
+  /* merge_child too. */
+  scalene_profile_t *c = scalene_profile_new();
+  assert_int_equal(scalene_profile_add_stack(c, STACK_FG, s2, 1), 0);
+  assert_int_equal(scalene_profile_add_stack(c, "d.py child:1;", s2, 1), 0);
+  assert_int_equal(scalene_profile_merge_child(q, c), 0);
+  assert_int_equal(scalene_profile_stack_count(q), 304);
+  stack_at(q, 2, &t, sec, &n);
+  assert_int_equal(n, 9);
+  stack_at(q, 303, &t, sec, &n);
+  assert_string_equal(t, "d.py child:1;");
+
+  /* Clear empties the table; it fills again afterwards. */
+  scalene_profile_clear(q);
+  assert_int_equal(scalene_profile_stack_count(q), 0);
+  assert_int_equal(scalene_profile_add_stack(q, STACK_FG, s1, 1), 0);
+  assert_int_equal(scalene_profile_stack_count(q), 1);
+  stack_at(q, 0, &t, sec, &n);
+  assert_int_equal(n, 1);
+  assert_float_equal(sec[0], 0.5, 0);
+  scalene_profile_free(c);
+  scalene_profile_free(q);
+  scalene_profile_free(p);
+}
+
+/* Reads the whole file at path (NUL-terminated, malloc'ed). */
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  char *buf = NULL;
+  size_t n = 0;
+  FILE *m = open_memstream(&buf, &n);
+  char chunk[4096];
+  size_t k;
+  while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) fwrite(chunk, 1, k, m);
+  fclose(f);
+  fclose(m);
+  return buf;
+}
+
+static void spit(const char *path, const char *text) {
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+/* "stacks" in JSON: written as Scalene 2.x writes it (frames split after
+ * each ';', fractions of all CPU time), read back exactly (our files carry
+ * the seconds), a Scalene file's stacks load, malformed ones are
+ * SCALENE_EFORMAT naming the member. */
+static void test_stacks_json(void **state) {
+  (void)state;
+  char dir[] = "/tmp/test_stats_stacks.XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[128], path2[128];
+  snprintf(path, sizeof path, "%s/p.json", dir);
+  snprintf(path2, sizeof path2, "%s/q.json", dir);
+
+  /* Without stacks: "stacks": [] (Scalene always writes the member). */
+  scalene_profile_t *p = scalene_profile_new();
+  assert_int_equal(add(p, "a.py", 2, "g", 2, 0.6, 0.2, 0.0, 3), 0);
+  assert_int_equal(add(p, "a.py", 3, "h", 3, 0.1, 0.0, 0.1, 1), 0);
+  scalene_error_t err;
+  assert_int_equal(scalene_output_write_json(p, path, NULL, &err), 0);
+  char *text = slurp(path);
+  assert_non_null(strstr(text, "\"stacks\": [],"));
+  free(text);
+  scalene_profile_t *r = NULL;
+  assert_int_equal(scalene_output_read_json(path, &r, &err), 0);
+  assert_int_equal(scalene_profile_stack_count(r), 0);
+  scalene_profile_free(r);
+
+  /* With stacks (total CPU 1.0 s). */
+  double sg[3] = {0.6, 0.2, 0.0}, sh[3] = {0.1, 0.0, 0.1};
+  assert_int_equal(scalene_profile_add_stack(p, STACK_FG, sg, 3), 0);
+  assert_int_equal(scalene_profile_add_stack(p, STACK_FH, sh, 1), 0);
+  assert_int_equal(scalene_output_write_json(p, path, NULL, &err), 0);
+  text = slurp(path);
+  assert_non_null(strstr(text, "\"stacks\": [\n"
+                               "    [\n"
+                               "      [\n"
+                               "        \"a.py f:1;\",\n"
+                               "        \"a.py g:2;\"\n"
+                               "      ],\n"
+                               "      {\n"
+                               "        \"c_time\": 0.2,\n"
+                               "        \"count\": 3,\n"
+                               "        \"cpu_samples\": 0.8,\n"
+                               "        \"n_cpu_sec_c\": 0.2,\n"
+                               "        \"n_cpu_sec_python\": 0.6,\n"
+                               "        \"n_sys_sec\": 0.0,\n"
+                               "        \"python_time\": 0.6\n"
+                               "      }\n"
+                               "    ],\n"));
+  free(text);
+  assert_int_equal(scalene_output_read_json(path, &r, &err), 0);
+  assert_int_equal(scalene_profile_stack_count(r), 2);
+  const char *t;
+  double sec[3];
+  uint64_t n;
+  stack_at(r, 0, &t, sec, &n);
+  assert_string_equal(t, STACK_FG);
+  assert_float_equal(sec[0], 0.6, 0);
+  assert_float_equal(sec[1], 0.2, 0);
+  assert_float_equal(sec[2], 0.0, 0);
+  assert_int_equal(n, 3);
+  stack_at(r, 1, &t, sec, &n);
+  assert_string_equal(t, STACK_FH);
+  assert_float_equal(sec[2], 0.1, 0);
+  assert_int_equal(n, 1);
+  /* Written again, the file is the same. */
+  assert_int_equal(scalene_output_write_json(r, path2, NULL, &err), 0);
+  char *a = slurp(path), *b = slurp(path2);
+  assert_string_equal(a, b);
+  free(a);
+  free(b);
+  scalene_profile_free(r);
+  scalene_profile_free(p);
+
+  /* Scalene's own: fractions of all CPU time (here elapsed_time_sec, 2 s),
+   * no system time; frames without ';' get one; an empty stack is left out. */
+  spit(path, "{\"elapsed_time_sec\": 2.0, \"files\": {}, \"stacks\": ["
+             "[[\"/p.py <module>:9;\", \"/p.py main\"], {\"count\": 4, \"python_time\": 0.5,"
+             " \"c_time\": 0.25, \"cpu_samples\": 0.9}],"
+             "[[], {\"count\": 1, \"python_time\": 0.1, \"c_time\": 0.0, \"cpu_samples\": 0.1}]]}");
+  assert_int_equal(scalene_output_read_json(path, &r, &err), 0);
+  assert_int_equal(scalene_profile_stack_count(r), 1);
+  stack_at(r, 0, &t, sec, &n);
+  assert_string_equal(t, "/p.py <module>:9;/p.py main;");
+  assert_float_equal(sec[0], 1.0, 1e-12);
+  assert_float_equal(sec[1], 0.5, 1e-12);
+  assert_float_equal(sec[2], 0.0, 0);
+  assert_int_equal(n, 4);
+  scalene_profile_free(r);
+  /* The hand-written Scalene 2.x file of test_output. */
+  assert_int_equal(scalene_output_read_json(SRCDIR "/tests/c/data/scalene-2.x.json", &r, &err), 0);
+  assert_int_equal(scalene_profile_stack_count(r), 1);
+  stack_at(r, 0, &t, sec, &n);
+  assert_string_equal(t, "/home/user/prog.py main:3;");
+  assert_int_equal(n, 2);
+  scalene_profile_free(r);
+
+  /* Malformed. */
+  static const struct {
+    const char *json, *msg;
+  } bad[] = {
+      {"{\"files\": {}, \"stacks\": {}}", "member \"stacks\" is not an array"},
+      {"{\"files\": {}, \"stacks\": [1]}", "stacks[0] is not a [frames, stats] pair"},
+      {"{\"files\": {}, \"stacks\": [[[\"a;\"]]]}", "stacks[0] is not a [frames, stats] pair"},
+      {"{\"files\": {}, \"stacks\": [[[\"a;\"], {}], [[\"a;\", 3], {}]]}",
+       "stacks[1] holds a frame that is not a string"},
+      {"{\"files\": {}, \"stacks\": [[[\"a;\"], {\"count\": 1.5}]]}",
+       "stacks[0].\"count\" is not an integer"},
+      {"{\"files\": {}, \"stacks\": [[[\"a;\"], {\"python_time\": \"x\"}]]}",
+       "stacks[0].\"python_time\" is not a number"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    spit(path, bad[i].json);
+    r = (scalene_profile_t *)1;
+    assert_int_equal(scalene_output_read_json(path, &r, &err), SCALENE_EFORMAT);
+    assert_null(r);
+    if (strstr(err.text, bad[i].msg) == NULL) fail_msg("%s: got \"%s\"", bad[i].msg, err.text);
+  }
+  unlink(path);
+  unlink(path2);
+  rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_empty),
@@ -667,6 +932,8 @@ int main(void) {
       cmocka_unit_test(test_footprint_location),
       cmocka_unit_test(test_memory_reservoir),
       cmocka_unit_test(test_memory_merge),
+      cmocka_unit_test(test_stacks),
+      cmocka_unit_test(test_stacks_json),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
