@@ -267,6 +267,7 @@ fail:
  * What it reads (core_filter) was built before the timers were armed. */
 
 #define CORE_MAX_DEPTH 256
+#define CORE_STACK_BYTES 1024 /* a sample's stack text with --stacks */
 
 /* Byte b of a bytes object's data: read in place, or (safe) through a
  * window that the caller owns (on its stack: signal handlers on several
@@ -559,16 +560,56 @@ static int core_line_passes(const core_filter *f, const char *name, size_t n, ui
   return 0;
 }
 
+/* Puts one frame, "<file> <function>:<line>;" (Scalene's frame string), in
+ * front of the stack text being built at the end of buf: the walk goes
+ * innermost first, so the text grows towards the start of buf, and *pos is
+ * where it begins.  Returns 0, or -1 (nothing written) when the frame does
+ * not fit.  Async-signal-safe: memcpy and strlen only. */
+static int core_stack_push(char *buf, size_t *pos, const char *file, size_t file_n,
+                           const char *func, uint32_t line)
+{
+  char num[10]; /* a uint32_t has at most 10 digits */
+  size_t nn = 0;
+  do {
+    num[sizeof num - 1 - nn++] = (char)('0' + line % 10);
+    line /= 10;
+  } while (line != 0);
+  size_t func_n = strlen(func);
+  size_t need = file_n + 1 + func_n + 1 + nn + 1;
+  if (need > *pos)
+    return -1;
+  char *o = buf + *pos - need;
+  memcpy(o, file, file_n);
+  o += file_n;
+  *o++ = ' ';
+  memcpy(o, func, func_n);
+  o += func_n;
+  *o++ = ':';
+  memcpy(o, num + sizeof num - nn, nn);
+  o += nn;
+  *o = ';';
+  *pos -= need;
+  return 0;
+}
+
 /* The scalene_locator_fn.  Walks out from the thread's innermost frame to
  * the first complete Python frame whose file passes the filter and reports
  * its file, function and line: time spent in the stdlib, in numpy's
- * dispatcher or in a library is charged to the user's line that called it. */
+ * dispatcher or in a library is charged to the user's line that called it.
+ * When the sampler asks for the stack (ctx->stack, --stacks), the walk goes
+ * on to the outermost frame and writes every frame that passes the filter
+ * (file and @profile ranges alike) into ctx->stack, outermost first; when
+ * the buffer is full the outer frames that do not fit are left out. */
 static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *loc, void *arg)
 {
   const core_filter *f = arg;
   const PyThreadState *ts;
   int remote = ctx->remote;
   int safe = remote || !ctx->in_hook;
+  char *stk = ctx->stack_cap > 1 ? ctx->stack : NULL;
+  size_t pos = stk != NULL ? ctx->stack_cap - 1 : 0; /* the text is stk[pos .. cap - 1) */
+  if (stk != NULL)
+    stk[pos] = '\0';
   if (!remote) {
     ts = PyGILState_GetThisThreadState();
   } else {
@@ -581,6 +622,10 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
      * pool): its CPU time is the program's too, at no Python line. */
     return SCALENE_LOCATE_UNATTRIBUTED;
 
+  /* The first frame found goes to *loc; the outer ones, read for the stack
+   * only, to these. */
+  char file_buf[SCALENE_LOCATION_FILE_MAX], func_buf[SCALENE_LOCATION_FUNCTION_MAX];
+  int found = 0;
   const void *addr = core_frames_top(ts, safe);
   for (int depth = 0; addr != NULL && depth < CORE_MAX_DEPTH; depth++) {
     core_frame_t fr;
@@ -601,20 +646,36 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
       continue; /* not started, or garbage */
     if (!fr.generator && instr < co._co_firsttraceable)
       continue; /* incomplete: still setting up cells or a generator */
-    Py_ssize_t n = core_utf8(co.co_filename, safe, loc->file, sizeof loc->file);
-    if (n < 0 || !core_file_passes(f, loc->file, (size_t)n))
+    char *file = found ? file_buf : loc->file;
+    Py_ssize_t n = core_utf8(co.co_filename, safe, file, SCALENE_LOCATION_FILE_MAX);
+    if (n < 0 || !core_file_passes(f, file, (size_t)n))
       continue;
     core_bytes table;
-    loc->line = 0;
+    uint32_t line = 0;
     if (core_bytes_open(&table, co.co_linetable, safe) == 0)
-      loc->line = core_line_for(&table, co.co_firstlineno, instr);
-    loc->function_line = co.co_firstlineno > 0 ? (uint32_t)co.co_firstlineno : 0;
-    if (!core_line_passes(f, loc->file, (size_t)n, loc->line))
+      line = core_line_for(&table, co.co_firstlineno, instr);
+    if (!core_line_passes(f, file, (size_t)n, line))
       continue; /* outside every @profile function: charge a caller that is inside one */
-    if (core_utf8(co.co_qualname, safe, loc->function, sizeof loc->function) < 0)
-      loc->function[0] = '\0';
-    return SCALENE_LOCATE_FOUND;
+    char *func = found ? func_buf : loc->function;
+    if (core_utf8(co.co_qualname, safe, func, SCALENE_LOCATION_FUNCTION_MAX) < 0)
+      func[0] = '\0';
+    if (!found) {
+      loc->line = line;
+      loc->function_line = co.co_firstlineno > 0 ? (uint32_t)co.co_firstlineno : 0;
+      found = 1;
+      if (stk == NULL)
+        return SCALENE_LOCATE_FOUND;
+    }
+    if (core_stack_push(stk, &pos, file, (size_t)n, func, line) < 0)
+      break; /* full: the outer frames are left out */
   }
+  if (stk != NULL && pos > 0) {
+    size_t len = ctx->stack_cap - 1 - pos;
+    memmove(stk, stk + pos, len);
+    stk[len] = '\0';
+  }
+  if (found)
+    return SCALENE_LOCATE_FOUND;
   loc->file[0] = '\0';
   return SCALENE_LOCATE_UNATTRIBUTED;
 }
@@ -729,7 +790,7 @@ typedef struct ProfilerObject {
   core_ranges *ranges;         /* @profile functions (PyMem_RawCalloc'ed) */
   /* the samplers' settings, to make them again in a forked child */
   double interval;
-  int signum, offcpu, memory;
+  int signum, offcpu, memory, stacks;
   long long sampling_bytes, copy_bytes;
   /* state */
   int running;
@@ -780,6 +841,10 @@ static int profiler_make_samplers(ProfilerObject *self, core_state *st)
   opts.locator = core_locate;
   opts.locator_arg = &self->filter;
   opts.interpreter_addr = (const void *)&PyEval_EvalCode;
+  /* --stacks: room for the frames core_locate writes, per sample (a
+   * frame is at most about 400 bytes; deeper stacks lose their outer
+   * frames).  The CPU sampler only. */
+  opts.stack_bytes = self->stacks ? CORE_STACK_BYTES : 0;
   scalene_error_t err;
   memset(&err, 0, sizeof err);
   int rc = scalene_sampler_new(&opts, self->profile, &self->sampler, &err);
@@ -826,16 +891,16 @@ static PyObject *profiler_new(PyTypeObject *type, PyObject *args, PyObject *kwds
                            "program_path",  "profile_all",     "profile_only",
                            "profile_exclude", "exclude_prefixes", "own_prefix",
                            "memory",        "malloc_sampling_bytes",
-                           "copy_sampling_bytes", "include_prefixes", NULL};
+                           "copy_sampling_bytes", "include_prefixes", "stacks", NULL};
   double interval = 0.01;
-  int signum = 0, offcpu = 1, profile_all = 0, memory = 0;
+  int signum = 0, offcpu = 1, profile_all = 0, memory = 0, stacks = 0;
   long long sampling_bytes = 1048576, copy_bytes = 0;
   PyObject *program_path = NULL, *own_prefix = NULL;
   PyObject *only = NULL, *exclude = NULL, *prefixes = NULL, *includes = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$dipUpOOOUpLLO:Profiler", kwlist, &interval,
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$dipUpOOOUpLLOp:Profiler", kwlist, &interval,
                                    &signum, &offcpu, &program_path, &profile_all, &only,
                                    &exclude, &prefixes, &own_prefix, &memory, &sampling_bytes,
-                                   &copy_bytes, &includes))
+                                   &copy_bytes, &includes, &stacks))
     return NULL;
   if (copy_bytes == 0)
     copy_bytes = sampling_bytes;
@@ -901,6 +966,7 @@ static PyObject *profiler_new(PyTypeObject *type, PyObject *args, PyObject *kwds
   self->signum = signum;
   self->offcpu = offcpu;
   self->memory = memory;
+  self->stacks = stacks;
   self->sampling_bytes = sampling_bytes;
   self->copy_bytes = copy_bytes;
   if (profiler_make_samplers(self, st) < 0)

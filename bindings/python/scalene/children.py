@@ -43,7 +43,7 @@ _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FORWARDED = ("memory", "use_virtual_time", "profile_all", "profile_only",
               "profile_exclude", "cpu_sampling_rate", "allocation_sampling_window",
               "copy_sampling_window", "profile_system_libraries", "memory_leak_detector",
-              "malloc_threshold")
+              "malloc_threshold", "stacks")
 
 _real_exit = os._exit
 

@@ -325,8 +325,9 @@ def run_parser(advanced=False):
                             "(the rest of --profile-all's code stays out)"))
     stacks = p.add_mutually_exclusive_group()
     stacks.add_argument("--stacks", dest="stacks", action="store_true",
-                        help=adv("collect stacks (not available yet in this version: "
-                                 "a note is printed)"))
+                        help=adv("also record the stack of every CPU sample: the "
+                                 "profile's \"stacks\" member, the program's frames "
+                                 "outermost first"))
     stacks.add_argument("--no-stacks", dest="stacks", action="store_false",
                         help=adv("do not collect stacks (the default here)"))
     onoff = p.add_mutually_exclusive_group()
@@ -475,9 +476,6 @@ def run_command(argv):
     import builtins
     if not hasattr(builtins, "profile"):  # kernprof's, if any, is left alone
         builtins.profile = scalene_profiler.profile
-    if options.stacks:
-        _stderr("Scalene: note: --stacks is not available yet in this version; "
-                "profiling without stacks.\n")
 
     from scalene import children as children_mod
     kids = children_mod.Children(session, options)  # child processes are profiled too

@@ -181,6 +181,7 @@ class Session:
             malloc_sampling_bytes=window,
             copy_sampling_bytes=copy_window,
             include_prefixes=includes,
+            stacks=bool(getattr(options, "stacks", False)),
         )
         self.profiler.set_pid(self.pid)
         from scalene import scalene_profiler
