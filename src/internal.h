@@ -47,6 +47,12 @@ int scalene__profile_add_process(scalene_profile_t *p, const scalene_process_sta
  * SCALENE_EIO or SCALENE_ENOMEM, with err filled. */
 int scalene__read_file(const char *path, off_t max, char **out, size_t *len,
                        scalene_error_t *err);
+/* output_json.c: writes len bytes of data to path atomically (a temporary
+ * file in the same directory, fsync'ed, renamed over path), so that a
+ * reader sees the old file or the whole new one; on failure nothing is left
+ * behind.  Returns 0, SCALENE_EIO or SCALENE_ENOMEM, with err filled. */
+int scalene__write_file_atomic(const char *path, const char *data, size_t len,
+                               scalene_error_t *err);
 /* stats.c: the pid of scalene_profile_set_pid (0: unknown); the caller
  * holds the lock or owns p. */
 long scalene__profile_pid(const scalene_profile_t *p);

@@ -606,42 +606,13 @@ static int write_all(int fd, const char *s, size_t n) {
   return 0;
 }
 
-int scalene_output_write_json(const scalene_profile_t *p, const char *path,
-                              const scalene_output_options_t *opts, scalene_error_t *err) {
-  if (p == NULL || path == NULL || path[0] == '\0') {
-    scalene__error_set(err, path, 0, 0, -1, "no profile or no output path");
-    return SCALENE_EINVAL;
-  }
-  scalene_output_options_t defaults;
-  opts = scalene__output_options(opts, &defaults);
-
-  scalene__profile_lock(p);
-  json_object *doc = build(p, opts);
-  scalene__profile_unlock(p);
-  if (doc == NULL) {
-    scalene__error_set(err, path, 0, 0, -1, "out of memory while building the profile");
-    return SCALENE_ENOMEM;
-  }
-  size_t len = 0;
-  const char *text = json_object_to_json_string_length(
-      doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-  char *copy = text != NULL ? malloc(len + 1) : NULL;
-  if (copy == NULL) {
-    json_object_put(doc);
-    scalene__error_set(err, path, 0, 0, -1, "out of memory while serialising the profile");
-    return SCALENE_ENOMEM;
-  }
-  memcpy(copy, text, len);
-  len = collapse_empty(copy, len);
-  json_object_put(doc);
-  text = copy;
-
-  /* A temporary next to the target (same file system, so rename is atomic),
-   * fsync'ed before the rename so that a crash leaves the old file or the
-   * whole new one, never a torn one. */
+/* internal.h.  A temporary next to the target (same file system, so rename
+ * is atomic), fsync'ed before the rename so that a crash leaves the old file
+ * or the whole new one, never a torn one. */
+int scalene__write_file_atomic(const char *path, const char *data, size_t len,
+                               scalene_error_t *err) {
   char *tmp = NULL;
   if (asprintf(&tmp, "%s.XXXXXX", path) < 0) {
-    free(copy);
     scalene__error_set(err, path, 0, 0, -1, "out of memory");
     return SCALENE_ENOMEM;
   }
@@ -652,8 +623,8 @@ int scalene_output_write_json(const scalene_profile_t *p, const char *path,
                        strerror(errno));
     rc = SCALENE_EIO;
   } else {
-    if (fchmod(fd, 0666 & ~current_umask()) != 0 || write_all(fd, text, len) != 0 ||
-        write_all(fd, "\n", 1) != 0 || fsync(fd) != 0) {
+    if (fchmod(fd, 0666 & ~current_umask()) != 0 || write_all(fd, data, len) != 0 ||
+        fsync(fd) != 0) {
       scalene__error_set(err, path, 0, 0, -1, "cannot write %s: %s", tmp, strerror(errno));
       rc = SCALENE_EIO;
     }
@@ -678,6 +649,39 @@ int scalene_output_write_json(const scalene_profile_t *p, const char *path,
     }
   }
   free(tmp);
+  return rc;
+}
+
+int scalene_output_write_json(const scalene_profile_t *p, const char *path,
+                              const scalene_output_options_t *opts, scalene_error_t *err) {
+  if (p == NULL || path == NULL || path[0] == '\0') {
+    scalene__error_set(err, path, 0, 0, -1, "no profile or no output path");
+    return SCALENE_EINVAL;
+  }
+  scalene_output_options_t defaults;
+  opts = scalene__output_options(opts, &defaults);
+
+  scalene__profile_lock(p);
+  json_object *doc = build(p, opts);
+  scalene__profile_unlock(p);
+  if (doc == NULL) {
+    scalene__error_set(err, path, 0, 0, -1, "out of memory while building the profile");
+    return SCALENE_ENOMEM;
+  }
+  size_t len = 0;
+  const char *text = json_object_to_json_string_length(
+      doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+  char *copy = text != NULL ? malloc(len + 2) : NULL;
+  if (copy == NULL) {
+    json_object_put(doc);
+    scalene__error_set(err, path, 0, 0, -1, "out of memory while serialising the profile");
+    return SCALENE_ENOMEM;
+  }
+  memcpy(copy, text, len);
+  len = collapse_empty(copy, len);
+  copy[len++] = '\n';
+  json_object_put(doc);
+  int rc = scalene__write_file_atomic(path, copy, len, err);
   free(copy);
   return rc;
 }
