@@ -57,6 +57,21 @@ SCALENE_API int scalene_output_read_json(const char *path, scalene_profile_t **o
 SCALENE_API int scalene_output_text(const scalene_profile_t *p, FILE *f,
                                     const scalene_output_options_t *opts);
 
+/* Writes p to path as one self-contained HTML page (inline CSS, SVG and
+ * a little JavaScript to sort the tables; nothing is fetched from the
+ * network): per file, in the order and with the threshold of the terminal
+ * view, a table of its lines (CPU shares and bars, the memory columns when
+ * p has memory data, the source text; opts->reduced: only lines with
+ * data), its function summary and, when opts->leaks, its likely leaks.
+ * Every text from the profile is HTML-escaped; the page holds no time of
+ * rendering, so the same profile gives the same bytes.  Written atomically
+ * as scalene_output_write_json is.  opts may be NULL.  Returns 0,
+ * SCALENE_EINVAL, SCALENE_EIO or SCALENE_ENOMEM (*err says which file and
+ * why). */
+SCALENE_API int scalene_output_write_html(const scalene_profile_t *p, const char *path,
+                                          const scalene_output_options_t *opts,
+                                          scalene_error_t *err);
+
 #ifdef __cplusplus
 }
 #endif

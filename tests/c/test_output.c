@@ -1,6 +1,7 @@
 /* Tests for output.h: JSON written and read back, atomic replacement,
  * parse and format errors, Scalene's own profiles (1.5.16 made by Debian's
- * python3-scalene, and a 2.x-layout file), and the terminal view. */
+ * python3-scalene, and a 2.x-layout file), the terminal view and the HTML
+ * page. */
 #include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -1062,6 +1063,266 @@ static void test_text_escapes(void **state) {
   scalene_profile_free(p);
 }
 
+/* ------------------------------------------------------------ HTML */
+
+/* Writes p as HTML to tmpdir/name and returns a malloc'ed copy of it. */
+static char *html_of(const scalene_profile_t *p, const char *name,
+                     const scalene_output_options_t *opts) {
+  char out[512];
+  path_in_tmp(out, sizeof out, name);
+  scalene_error_t err;
+  memset(&err, 0, sizeof err);
+  int rc = scalene_output_write_html(p, out, opts, &err);
+  if (rc != 0) fprintf(stderr, "write_html: %d %s: %s\n", rc, err.source, err.text);
+  assert_int_equal(rc, 0);
+  char *h = strdup(slurp(out));
+  assert_non_null(h);
+  return h;
+}
+
+static size_t count_of(const char *s, const char *needle) {
+  size_t n = 0;
+  for (const char *c = strstr(s, needle); c != NULL; c = strstr(c + 1, needle)) n++;
+  return n;
+}
+
+/* The row of the page with the given id, up to its </tr> (a static copy). */
+static const char *row_of(const char *h, const char *id) {
+  static char row[8192];
+  char want[64];
+  snprintf(want, sizeof want, "<tr id=\"%s\"", id);
+  const char *b = strstr(h, want);
+  assert_non_null(b);
+  const char *e = strstr(b, "</tr>");
+  assert_non_null(e);
+  size_t n = (size_t)(e - b) < sizeof row - 1 ? (size_t)(e - b) : sizeof row - 1;
+  memcpy(row, b, n);
+  row[n] = '\0';
+  return row;
+}
+
+/* A page stands alone: one document, nothing fetched from elsewhere. */
+static void assert_self_contained(const char *h) {
+  assert_true(strncmp(h, "<!DOCTYPE html>\n<html", 21) == 0);
+  size_t n = strlen(h);
+  assert_true(n > 8 && strcmp(h + n - 8, "</html>\n") == 0);
+  assert_int_equal(count_of(h, "</html>"), 1);
+  assert_null(strstr(h, "http://"));
+  assert_null(strstr(h, "https://"));
+  assert_null(strstr(h, "src="));
+  assert_null(strstr(h, "url("));
+  assert_null(strstr(h, "@import"));
+  assert_null(strstr(h, "<link"));
+  assert_null(strstr(h, "<iframe"));
+  assert_int_equal(count_of(h, "<script"), 1); /* ours, inline */
+  /* Every table element closed (text from the profile holds no '<'). */
+  assert_int_equal(count_of(h, "<table "), count_of(h, "</table>"));
+  assert_int_equal(count_of(h, "<thead>"), count_of(h, "</thead>"));
+  assert_int_equal(count_of(h, "<tbody>"), count_of(h, "</tbody>"));
+  assert_int_equal(count_of(h, "<tr>") + count_of(h, "<tr "), count_of(h, "</tr>"));
+  assert_int_equal(count_of(h, "<th>") + count_of(h, "<th "), count_of(h, "</th>"));
+  assert_int_equal(count_of(h, "<td>") + count_of(h, "<td "), count_of(h, "</td>"));
+}
+
+static void test_html_escapes(void **state) {
+  (void)state;
+  const char *evil = "<script>&\"'";
+  const char *file = "/nonexistent/<script>&\"'.py";
+  scalene_profile_t *p = scalene_profile_new();
+  assert_non_null(p);
+  const char *args[] = {"x<script>&\"'.py", "--a=<b>"};
+  assert_int_equal(scalene_profile_set_program(p, "/home/<script>&\"'/prog.py", 2, args), 0);
+  assert_int_equal(add(p, file, 1, "<script>&\"'f", 1, 1.0, 0, 0, 1), 0);
+  assert_int_equal(add(p, file, 2, "<script>&\"'f", 1, 1.0, 0, 0, 1), 0);
+  assert_int_equal(scalene_profile_set_source(p, file, 1, "if a < b and \"x\" > '<y>':\n"), 0);
+  /* Controls and bytes that are not UTF-8 become U+FFFD. */
+  assert_int_equal(scalene_profile_set_source(p, file, 2, "s = '\033[31m\xff\xc2\x9b' & x\n"), 0);
+  char *h = html_of(p, "evil.html", NULL);
+  if (getenv("HTML_SHOW")) fputs(h, stderr);
+  assert_self_contained(h);
+  assert_null(strstr(h, evil));
+  assert_null(strstr(h, "<b>"));
+  assert_non_null(strstr(h, "/nonexistent/&lt;script&gt;&amp;&quot;&#39;.py</h2>"));
+  assert_non_null(strstr(h, "<title>Scalene: /home/&lt;script&gt;&amp;&quot;&#39;/prog.py</title>"));
+  assert_non_null(strstr(h, "x&lt;script&gt;&amp;&quot;&#39;.py --a=&lt;b&gt;"));
+  assert_non_null(strstr(h, "<td class=\"t\">&lt;script&gt;&amp;&quot;&#39;f</td>"));
+  assert_non_null(strstr(h, "<td class=\"t\">if a &lt; b and &quot;x&quot; &gt; &#39;&lt;y&gt;&#39;:</td>"));
+  assert_non_null(strstr(h, "<td class=\"t\">s = &#39;\xef\xbf\xbd[31m\xef\xbf\xbd\xef\xbf\xbd&#39; &amp; x</td>"));
+  assert_null(strchr(h, '\033'));
+  assert_null(strchr(h, '\xff'));
+  assert_null(strstr(h, "\xc2\x9b"));
+  free(h);
+  scalene_profile_free(p);
+}
+
+static void test_html_values(void **state) {
+  (void)state;
+  const char *file = "/nonexistent/values.py", *small = "/nonexistent/small.py";
+  scalene_profile_t *p = scalene_profile_new();
+  assert_non_null(p);
+  scalene_profile_set_program(p, "/nonexistent/values.py", 0, NULL);
+  scalene_profile_set_elapsed(p, 2.0, 0);
+  /* Of 2 s: line 3 has 75 % (Python), line 5 12.5 % native and 12.5 %
+   * system... less the 0.2 % of small.py, under the threshold of 1 %. */
+  assert_int_equal(add(p, file, 3, "hot", 2, 1.5, 0, 0, 150), 0);
+  assert_int_equal(add(p, file, 5, "<module>", 1, 0, 0.25, 0.246, 50), 0);
+  assert_int_equal(add(p, small, 1, "<module>", 1, 0.004, 0, 0, 1), 0);
+  for (uint32_t l = 1; l <= 6; l++) {
+    char text[32];
+    snprintf(text, sizeof text, "line_%u = %u\n", l, l);
+    assert_int_equal(scalene_profile_set_source(p, file, l, text), 0);
+  }
+  char *h = html_of(p, "values.html", NULL);
+  assert_self_contained(h);
+  const char *r = row_of(h, "f1-l3");
+  assert_non_null(strstr(r, "<td class=\"n\" data-v=\"75\">75%</td>"));
+  assert_non_null(strstr(r, "<span class=\"py\" style=\"width:75.00%\"></span>"));
+  assert_null(strstr(r, "class=\"na\""));
+  assert_non_null(strstr(r, " class=\"hot\"")); /* 75 % >= 33 % */
+  assert_non_null(strstr(r, "line_3 = 3</td>"));
+  r = row_of(h, "f1-l5");
+  assert_non_null(strstr(r, "<td class=\"n\" data-v=\"12.5\">12%</td>"));
+  assert_non_null(strstr(r, "<td class=\"n\" data-v=\"12.3\">12%</td>"));
+  assert_non_null(strstr(r, "<span class=\"na\" style=\"width:12.50%\"></span>"
+                            "<span class=\"sy\" style=\"width:12.30%\"></span>"));
+  assert_null(strstr(r, "class=\"hot\""));
+  r = row_of(h, "f1-l4"); /* no data: blank cells, no bar */
+  assert_non_null(strstr(r, "<td class=\"n\" data-v=\"0\"></td>"));
+  assert_null(strstr(r, "<span"));
+  /* The file's share and times; small.py is under the threshold; no
+   * memory columns; the function summary. */
+  assert_non_null(strstr(h, "<p class=\"share\">99.80% of the CPU time (1.996s out of 2.000s).</p>"));
+  assert_null(strstr(h, "small.py"));
+  assert_null(strstr(h, "peak&nbsp;MB"));
+  assert_non_null(strstr(h, "<h3>Functions</h3>"));
+  assert_non_null(strstr(h, "<a href=\"#f1-l2\">2</a></td>"));
+  assert_int_equal(count_of(h, "<tr id=\"f1-l"), 6);
+
+  /* Deterministic: the same bytes again. */
+  char *again = html_of(p, "values.html", NULL);
+  assert_string_equal(h, again);
+  free(again);
+  free(h);
+
+  /* Threshold 0: small.py too, after values.py; reduced: lines 3 and 5 only. */
+  scalene_output_options_t opts;
+  scalene_output_options_init(&opts);
+  opts.cpu_percent_threshold = 0;
+  opts.reduced = 1;
+  h = html_of(p, "values.html", &opts);
+  assert_self_contained(h);
+  const char *big = strstr(h, "<h2>/nonexistent/values.py</h2>");
+  const char *sm = strstr(h, "<h2>/nonexistent/small.py</h2>");
+  assert_non_null(big);
+  assert_non_null(sm);
+  assert_true(big < sm);
+  assert_non_null(strstr(h, "<tr id=\"f1-l3\""));
+  assert_non_null(strstr(h, "<tr id=\"f1-l5\""));
+  assert_non_null(strstr(h, "<tr id=\"f2-l1\""));
+  assert_int_equal(count_of(h, "<tr id=\"f"), 3);
+  free(h);
+  scalene_profile_free(p);
+
+  /* An empty profile still makes a whole page. */
+  p = scalene_profile_new();
+  h = html_of(p, "empty.html", NULL);
+  assert_self_contained(h);
+  assert_non_null(strstr(h, "The profile is empty"));
+  free(h);
+  scalene_profile_free(p);
+}
+
+static void test_html_memory(void **state) {
+  (void)state;
+  char src[512];
+  scalene_profile_t *p = make_memory_profile(src, sizeof src);
+  char *h = html_of(p, "mem.html", NULL);
+  assert_self_contained(h);
+  assert_non_null(strstr(h, "<th scope=\"row\">Max footprint</th><td>53.00 MB at <code>"));
+  assert_non_null(strstr(h, "peak&nbsp;MB"));
+  /* Line 3: 62.5 % Python, 50 MB peak and live, 50 MB allocated of
+   * 201.25, 5 MB/s copied, a timeline. */
+  const char *r = row_of(h, "f1-l3");
+  assert_non_null(strstr(r, "<td class=\"n\" data-v=\"62.5\">62%</td>"));
+  assert_non_null(strstr(r, "<td class=\"n\" data-v=\"50\">50.0</td>"));
+  assert_non_null(strstr(r, "<td class=\"n\" data-v=\"5\">5.0</td>"));
+  char want[128];
+  snprintf(want, sizeof want, "<span class=\"mp\" style=\"width:%.2f%%\"></span>",
+           100.0 * 31.25 / 201.25);
+  assert_non_null(strstr(r, want));
+  assert_non_null(strstr(r, "<svg class=\"spark\" "));
+  assert_non_null(strstr(r, "<polyline points=\"0.0,"));
+  assert_non_null(strstr(h, "<svg class=\"spark footprint\" "));
+  /* The leak on line 3 only, linked to its row. */
+  assert_non_null(strstr(h, "<h3>Likely memory leaks</h3>"));
+  assert_non_null(strstr(h, "<a href=\"#f1-l3\">3</a></td><td class=\"n\" data-v=\"98.0769\">98%</td>"
+                            "<td class=\"n\" data-v=\"10\">10.00</td>"));
+  assert_int_equal(count_of(h, "<h3>Likely memory leaks</h3>"), 1);
+  free(h);
+  scalene_output_options_t opts;
+  scalene_output_options_init(&opts);
+  opts.leaks = 0;
+  h = html_of(p, "mem.html", &opts);
+  assert_self_contained(h);
+  assert_null(strstr(h, "Likely memory leaks"));
+  free(h);
+  scalene_profile_free(p);
+}
+
+static void test_html_atomic(void **state) {
+  (void)state;
+  teardown(NULL);
+  assert_int_equal(setup(NULL), 0);
+  char src[512], out[512];
+  scalene_profile_t *p = make_profile(src, sizeof src); /* creates prog.py */
+  path_in_tmp(out, sizeof out, "atomic.html");
+  /* An old file longer than the page: replaced whole, nothing of it left. */
+  static char old[200000];
+  memset(old, 'X', sizeof old - 1);
+  old[sizeof old - 1] = '\0';
+  spit(out, old);
+  assert_int_equal(count_entries(), 2);
+  scalene_error_t err;
+  assert_int_equal(scalene_output_write_html(p, out, NULL, &err), 0);
+  assert_int_equal(count_entries(), 2);
+  const char *h = slurp(out);
+  assert_self_contained(h);
+  assert_null(strstr(h, "XXXX"));
+  struct stat st;
+  assert_int_equal(stat(out, &st), 0);
+  assert_int_equal((size_t)st.st_size, strlen(h));
+
+  /* A missing directory: SCALENE_EIO, the path in err, nothing left. */
+  char missing[600];
+  snprintf(missing, sizeof missing, "%s/no-such-dir/p.html", tmpdir);
+  memset(&err, 0, sizeof err);
+  assert_int_equal(scalene_output_write_html(p, missing, NULL, &err), SCALENE_EIO);
+  assert_string_equal(err.source, missing);
+  assert_true(strlen(err.text) > 0);
+  assert_int_equal(count_entries(), 2);
+  assert_int_equal(access(missing, F_OK), -1);
+
+  /* A write that fails half-way (the file size limit) leaves the old file
+   * and no temporary. */
+  spit(out, "OLD");
+  struct rlimit lim0, lim;
+  assert_int_equal(getrlimit(RLIMIT_FSIZE, &lim0), 0);
+  lim = lim0;
+  lim.rlim_cur = 100;
+  void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+  int rc = scalene_output_write_html(p, out, NULL, &err);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim0), 0);
+  signal(SIGXFSZ, prev);
+  assert_int_equal(rc, SCALENE_EIO);
+  assert_string_equal(slurp(out), "OLD");
+  assert_int_equal(count_entries(), 2);
+
+  assert_int_equal(scalene_output_write_html(p, NULL, NULL, NULL), SCALENE_EINVAL);
+  assert_int_equal(scalene_output_write_html(NULL, out, NULL, NULL), SCALENE_EINVAL);
+  scalene_profile_free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip),
@@ -1085,6 +1346,10 @@ int main(void) {
       cmocka_unit_test(test_text_seconds_unknown),
       cmocka_unit_test(test_percent_clamped),
       cmocka_unit_test(test_text_escapes),
+      cmocka_unit_test(test_html_escapes),
+      cmocka_unit_test(test_html_values),
+      cmocka_unit_test(test_html_memory),
+      cmocka_unit_test(test_html_atomic),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
