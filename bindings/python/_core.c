@@ -1642,6 +1642,51 @@ static PyObject *core_render_text(PyObject *module, PyObject *args, PyObject *kw
   return text;
 }
 
+PyDoc_STRVAR(core_render_html_doc,
+"render_html(json_path, out_path, *, reduced=False, cpu_percent_threshold=1.0,\n"
+"            leaks=True, malloc_threshold=0)\n--\n\n"
+"Load a JSON profile (ours or Scalene's) and write the HTML view to\n"
+"out_path: one self-contained page, replaced atomically.  Raises\n"
+"Error('file:line:column: message') when the profile cannot be read and\n"
+"Error('out_path: message') when the page cannot be written.");
+
+static PyObject *core_render_html(PyObject *module, PyObject *args, PyObject *kwds)
+{
+  static char *kwlist[] = {"json_path", "out_path", "reduced", "cpu_percent_threshold",
+                           "leaks", "malloc_threshold", NULL};
+  core_state *st = core_get_state(module);
+  PyObject *path = NULL, *out = NULL;
+  int reduced = 0, leaks = 1;
+  double threshold = 1.0;
+  unsigned long long malloc_threshold = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|$pdpK:render_html", kwlist,
+                                   PyUnicode_FSConverter, &path, PyUnicode_FSConverter, &out,
+                                   &reduced, &threshold, &leaks, &malloc_threshold))
+    return NULL;
+  scalene_output_options_t opts;
+  scalene_output_options_init(&opts);
+  opts.reduced = reduced;
+  opts.cpu_percent_threshold = threshold;
+  opts.leaks = leaks;
+  opts.malloc_threshold = (uint64_t)malloc_threshold;
+  scalene_error_t err;
+  memset(&err, 0, sizeof err);
+  scalene_profile_t *p = NULL;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = scalene_output_read_json(PyBytes_AS_STRING(path), &p, &err);
+  if (rc == 0) {
+    rc = scalene_output_write_html(p, PyBytes_AS_STRING(out), &opts, &err);
+    scalene_profile_free(p);
+  }
+  Py_END_ALLOW_THREADS
+  Py_DECREF(path);
+  Py_DECREF(out);
+  if (rc < 0)
+    return core_raise(st, rc, &err);
+  Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(core_addr2line_doc,
 "_addr2line(code, index, remote=False)\n--\n\n"
 "Test hook: the line the locator's own location-table decoder gives for\n"
@@ -1689,6 +1734,8 @@ static PyMethodDef core_methods[] = {
     {"library_version", core_library_version, METH_NOARGS, core_library_version_doc},
     {"render_text", (PyCFunction)(void (*)(void))core_render_text, METH_VARARGS | METH_KEYWORDS,
      core_render_text_doc},
+    {"render_html", (PyCFunction)(void (*)(void))core_render_html, METH_VARARGS | METH_KEYWORDS,
+     core_render_html_doc},
     {"_addr2line", (PyCFunction)(void (*)(void))core_addr2line, METH_VARARGS | METH_KEYWORDS,
      core_addr2line_doc},
     CORE_FAULT_METHODS
