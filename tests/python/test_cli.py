@@ -316,16 +316,25 @@ def test_view_own_profile(tmp_path):
     reduced = run_scalene("view", "--cli", "-r", "p.json", cwd=tmp_path)
     assert reduced.returncode == 0
     assert len(reduced.stdout) <= len(proc.stdout)
-    plain = run_scalene("view", "p.json", cwd=tmp_path)
+    # No flag and no display to open a browser on: the HTML is saved and
+    # the same table printed (tests/python/test_view_html.py has the rest).
+    env = subprocess_env()
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        env.pop(name, None)
+    plain = run_scalene("view", "p.json", cwd=tmp_path, env=env)
     assert plain.returncode == 0
     assert plain.stdout == proc.stdout
-    assert "HTML view is not built yet" in plain.stderr.decode()
+    assert "HTML profile saved to scalene-profile.html" in plain.stderr.decode()
+    assert (tmp_path / "scalene-profile.html").is_file()
 
 
-def test_view_html_not_built(tmp_path):
+def test_view_html_empty_profile(tmp_path):
     write(tmp_path / "p.json", "{}\n")
     proc = run_scalene("view", "--html", "p.json", cwd=tmp_path)
-    assert "HTML view is not built yet" in _one_error_line(proc, 1)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert stderr_lines(proc) == ["Scalene: HTML profile saved to scalene-profile.html"]
+    page = (tmp_path / "scalene-profile.html").read_text()
+    assert "The profile is empty" in page and page.endswith("</html>\n")
 
 
 # ---------------------------------------------------------------- without _core

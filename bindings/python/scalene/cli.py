@@ -585,16 +585,30 @@ def _flush_stdout():
 
 # ---------------------------------------------------------------- view
 
+DEFAULT_HTML = "scalene-profile.html"
+
+
 def view_parser():
     p = Parser(
         prog="%s view" % PROG,
         description="Show a saved profile (ours, or one written by Scalene "
-                    "1.5.16 or 2.x).",
+                    "1.5.16 or 2.x).  Without --cli or --html the HTML view is "
+                    "saved and opened in a web browser, or, when there is none "
+                    "(no DISPLAY), the terminal table is printed instead.",
     )
     p.add_argument("profile", nargs="?", default=DEFAULT_OUTFILE,
                    help="the profile to show (default: %(default)s)")
     p.add_argument("--cli", action="store_true",
                    help="show the line-level table in the terminal")
+    p.add_argument("--html", action="store_true",
+                   help="save the HTML view (to %s, or -o PATH) without opening "
+                        "a browser" % DEFAULT_HTML)
+    p.add_argument("--standalone", action="store_true",
+                   help="the same as --html: our HTML view is always one "
+                        "self-contained file that needs no network")
+    p.add_argument("-o", "--outfile", metavar="PATH", default=None,
+                   help="where the HTML view is saved (default: %s in the current "
+                        "directory); not used with --cli" % DEFAULT_HTML)
     p.add_argument("-r", "--reduced", action="store_true",
                    help="show only the lines that have data")
     p.add_argument("--cpu-percent-threshold", type=_percent, default=DEFAULT_THRESHOLD,
@@ -602,23 +616,58 @@ def view_parser():
                    help="leave out files and functions below PCT %% of the "
                         "time (default: %(default)s)")
     p.add_argument("--no-memory-leak-detector", dest="leaks", action="store_false",
-                   help="do not print the likely leaks")
+                   help="do not show the likely leaks")
     p.add_argument("--malloc-threshold", type=_count, default=DEFAULT_MALLOC_THRESHOLD,
                    metavar="N",
-                   help="print a likely leak only if its line has at least N sampled "
+                   help="show a likely leak only if its line has at least N sampled "
                         "allocations or allocated at least 1 MiB (default: %(default)s)")
-    p.add_argument("--html", action="store_true",
-                   help="save the HTML view (not built yet in this version)")
-    p.add_argument("--standalone", action="store_true",
-                   help="self-contained HTML (not built yet in this version)")
     return p
+
+
+def _browser():
+    """The web browser that `view` opens the page with, or None: Python's
+    webbrowser choice, if there is a display to show it on (Unix other than
+    macOS: DISPLAY or WAYLAND_DISPLAY), and not a console browser (lynx,
+    w3m) taking over the terminal unless BROWSER names it."""
+    if sys.platform not in ("darwin", "win32", "cygwin") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return None
+    import webbrowser
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return None
+    if type(browser) is webbrowser.GenericBrowser and not os.environ.get("BROWSER"):
+        return None
+    return browser
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _print_text(text):
+    """Writes the terminal table to stdout; 0, or 1 when stdout is gone."""
+    try:
+        sys.stdout.write(text)
+        if text and not text.endswith("\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except OSError:
+            pass
+        return 1
+    return 0
 
 
 def view_command(argv):
     options = view_parser().parse_args(argv)
-    if options.html or options.standalone:
-        return _error("the HTML view is not built yet in this version; "
-                      "use `%s view --cli`" % PROG)
     path = options.profile
     try:
         with open(path, "rb"):
@@ -633,6 +682,34 @@ def view_command(argv):
         core = profiler.load_core()
     except profiler.CoreUnavailable as e:
         return _error(e)
+
+    if not options.cli:
+        out = options.outfile or DEFAULT_HTML
+        if _same_file(out, path):
+            return _error("the HTML view would replace the profile '%s': choose "
+                          "another path with -o" % path)
+        try:
+            core.render_html(path, out, reduced=options.reduced,
+                             cpu_percent_threshold=options.cpu_percent_threshold,
+                             leaks=options.leaks,
+                             malloc_threshold=options.malloc_threshold)
+        except core.Error as e:
+            return _error(e)
+        if options.html or options.standalone:
+            _stderr("Scalene: HTML profile saved to %s\n" % out)
+            return 0
+        browser = _browser()
+        if browser is not None:
+            import pathlib
+            try:
+                opened = browser.open(pathlib.Path(out).resolve().as_uri())
+            except Exception:  # webbrowser lets its helpers' errors through
+                opened = False
+            if opened:
+                _stderr("Scalene: HTML profile saved to %s and opened in a web browser\n"
+                        % out)
+                return 0
+
     tty = _isatty(sys.stdout)
     width = 132
     if tty:
@@ -646,21 +723,9 @@ def view_command(argv):
     except core.Error as e:
         return _error(e)
     if not options.cli:
-        _stderr("Scalene: the HTML view is not built yet in this version; "
-                "showing the terminal view.\n")
-    try:
-        sys.stdout.write(text)
-        if text and not text.endswith("\n"):
-            sys.stdout.write("\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except OSError:
-            pass
-        return 1
-    return 0
+        _stderr("Scalene: HTML profile saved to %s; no web browser to open it, "
+                "so here is the terminal view.\n" % out)
+    return _print_text(text)
 
 
 def _isatty(stream):
