@@ -26,9 +26,10 @@
  * again.
  *
  * The fast paths are what every allocation and free of the program pays:
- *   - an allocation subtracts its size from the countdown and tests the
- *     sign (note_alloc; the pooled wrappers do it before the inner call,
- *     which they then make as a tail call);
+ *   - an allocation subtracts its size from the countdown and compares the
+ *     countdown's start generation with the current one (note_alloc; the
+ *     pooled wrappers do it before the inner call, which they then make as
+ *     a tail call);
  *   - a free reads one counter of the page filter, through a pointer that
  *     is never NULL (scalene__heap_pages: a zero array while no sampler
  *     owns it).
@@ -54,20 +55,9 @@ __thread scalene__hook_tls_t scalene__tls SCALENE__TLS_SHARED;
 #define tl_gen scalene__tls.heap_gen
 #define tl_depth scalene__tls.depth
 
-/* Bumped at every start.  The slow path compares it with the thread's
- * tl_gen: a thread that reaches it for the first time since a start draws a
- * fresh countdown rather than sampling.  The fast path does not look at it
- * (a load and a branch per allocation): a countdown drawn under an earlier
- * start runs on, which by memorylessness is exact when the mean is the
- * same, and otherwise biases at most that thread's first window. */
+/* Bumped at every start: a countdown drawn for an earlier start (perhaps
+ * with another mean) is drawn again. */
 _Atomic uint32_t scalene__heap_gen;
-
-/* While no sampler runs, a thread that reaches the slow path counts down
- * this many bytes before it looks again: after a start, its allocations
- * reach the slow path (and a countdown of the new start) within this many
- * bytes.  Those bytes are not counted: at most 64 KiB per thread per
- * start, against a mean window of 1 MiB by default. */
-#define STOPPED_RECHECK_BYTES ((int64_t)64 * 1024)
 
 struct scalene_heap *_Atomic scalene__heap_active;
 
@@ -378,8 +368,8 @@ static __attribute__((noinline)) void note_alloc_slow(void *ptr, size_t size, ui
   }
   uint32_t gen = atomic_load_explicit(&scalene__heap_gen, memory_order_relaxed);
   struct scalene_heap *h = atomic_load_explicit(&scalene__heap_active, memory_order_acquire);
-  if (!h) { /* sample nothing while no sampler runs */
-    set_countdown(bracketed, STOPPED_RECHECK_BYTES);
+  if (!h) {
+    set_countdown(bracketed, c > 0 ? c : 1); /* sample nothing while no sampler runs */
     return;
   }
   if (tl_rng == 0 || tl_gen != gen) { /* first allocation since start: draw, then count */
@@ -395,15 +385,17 @@ static __attribute__((noinline)) void note_alloc_slow(void *ptr, size_t size, ui
   sample_alloc(h, ptr, size, flags, pc);
 }
 
-/* Whether the countdown absorbs size bytes (0 <= size <= INT64_MAX): then
- * it is stored in *c_out and the allocation is not sampled. */
+/* Whether the countdown, drawn for the current start, absorbs size bytes
+ * (0 <= size <= INT64_MAX): then it is stored in *c_out and the allocation
+ * is not sampled. */
 static inline __attribute__((always_inline)) int countdown_absorbs(int64_t countdown,
                                                                     int64_t size, int64_t *c_out) {
   /* countdown is at least 1 outside the slow path; computed unsigned, a
    * wrap-around lands in the slow path */
   int64_t c = (int64_t)((uint64_t)countdown - (uint64_t)size);
   *c_out = c;
-  return __builtin_expect(c > 0, 1);
+  return __builtin_expect(
+      c > 0 && tl_gen == atomic_load_explicit(&scalene__heap_gen, memory_order_relaxed), 1);
 }
 
 static inline int64_t clamp_size(size_t size) {

@@ -166,10 +166,8 @@ static __attribute__((noinline)) void note_copy_slow(int64_t c, size_t n, uintpt
   uint32_t gen = atomic_load_explicit(&scalene__memcpy_gen, memory_order_relaxed);
   struct scalene_memcpy *m = atomic_load_explicit(&scalene__memcpy_active, memory_order_acquire);
   if (!m) { /* no sampler (a forked child, a hook still running after stop) */
-    /* Look again after this many bytes: a later start is then noticed
-     * (tl_gen differs) within them; the fast path does not test the
-     * generation (see scalene__heap_gen in heap_hooks.c). */
-    tl_countdown = (int64_t)64 * 1024;
+    tl_countdown = INT64_MAX;
+    tl_gen = gen;
     return;
   }
   if (tl_rng == 0 || tl_gen != gen) { /* first copy since start: draw, then count */
@@ -188,7 +186,8 @@ static __attribute__((noinline)) void note_copy_slow(int64_t c, size_t n, uintpt
 /* Counts a copy of n bytes made by this thread: the fast path. */
 static inline __attribute__((always_inline)) void note_copy(size_t n, uintptr_t pc) {
   int64_t c = tl_countdown - (int64_t)(n > INT64_MAX ? INT64_MAX : n);
-  if (__builtin_expect(c > 0, 1)) {
+  if (__builtin_expect(c > 0 && tl_gen == atomic_load_explicit(&scalene__memcpy_gen,
+                                                               memory_order_relaxed), 1)) {
     tl_countdown = c;
     return;
   }
