@@ -3,7 +3,7 @@
  * Writes a profile as JSON compatible with Scalene's (the field names and
  * meanings of Scalene 1.5.16 and 2.x; additions are additive, see
  * docs/json-format.md), reads such JSON back (ours, or Scalene's own), and
- * renders the terminal table.  The output layer only reads a finished
+ * renders the terminal table and the HTML page.  The output layer only reads a finished
  * profile.  Thread-safe as far as the profile is (stats.h). */
 #ifndef SCALENE_OUTPUT_H
 #define SCALENE_OUTPUT_H
