@@ -53,6 +53,11 @@ int scalene__read_file(const char *path, off_t max, char **out, size_t *len,
  * behind.  Returns 0, SCALENE_EIO or SCALENE_ENOMEM, with err filled. */
 int scalene__write_file_atomic(const char *path, const char *data, size_t len,
                                scalene_error_t *err);
+/* output_text.c: the length of the valid UTF-8 sequence at s (1 to 4),
+ * with its code point in *cp, or 0 when s does not start one (a stray
+ * continuation byte, a truncated or overlong sequence, a surrogate, beyond
+ * U+10FFFF).  Stops at a NUL. */
+int scalene__utf8_seq(const unsigned char *s, unsigned long *cp);
 /* stats.c: the pid of scalene_profile_set_pid (0: unknown); the caller
  * holds the lock or owns p. */
 long scalene__profile_pid(const scalene_profile_t *p);

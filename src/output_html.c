@@ -38,33 +38,6 @@ typedef struct page {
 
 /* ------------------------------------------------------------ text */
 
-/* The length of the valid UTF-8 sequence at s (1 to 4) with its code point
- * in *cp, or 0 when s does not start one (as in output_text.c). */
-static int utf8_seq(const unsigned char *s, unsigned long *cp) {
-  unsigned char c = s[0];
-  int len;
-  unsigned long v, min;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  } else if (c >= 0xc2 && c <= 0xdf) {
-    len = 2, v = c & 0x1f, min = 0x80;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3, v = c & 0x0f, min = 0x800;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4, v = c & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  for (int k = 1; k < len; k++) {
-    if ((s[k] & 0xc0) != 0x80) return 0; /* also stops at the NUL */
-    v = v << 6 | (s[k] & 0x3f);
-  }
-  if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
-  *cp = v;
-  return len;
-}
-
 /* The one way text from the profile reaches the page: the first n bytes of
  * s with & < > " ' as character references (safe in element content and in
  * quoted attributes alike), and every byte that is not valid UTF-8, every
@@ -73,7 +46,7 @@ static void put_text_n(FILE *f, const char *text, size_t n) {
   const unsigned char *s = (const unsigned char *)text, *end = s + n;
   while (s < end) {
     unsigned long cp = 0;
-    int len = utf8_seq(s, &cp);
+    int len = scalene__utf8_seq(s, &cp);
     if (len > 0 && s + len > end) len = 0;
     if (len == 1) {
       switch (cp) {

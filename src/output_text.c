@@ -60,10 +60,8 @@ static void pct_cell(double pct, char *buf, size_t n) {
     snprintf(buf, n, "%.0f%%", pct);
 }
 
-/* The length of the valid UTF-8 sequence at s (1 to 4), with its code
- * point in *cp, or 0 when s does not start one (a stray continuation
- * byte, a truncated or overlong sequence, a surrogate, beyond U+10FFFF). */
-static int utf8_seq(const unsigned char *s, unsigned long *cp) {
+/* internal.h; also the HTML view's. */
+int scalene__utf8_seq(const unsigned char *s, unsigned long *cp) {
   unsigned char c = s[0];
   int len;
   unsigned long v, min;
@@ -103,7 +101,7 @@ static void put_source(FILE *f, const char *text, int cols) {
   int col = 0;
   while (s < end && col < cols) {
     unsigned long cp = 0;
-    int len = utf8_seq(s, &cp);
+    int len = scalene__utf8_seq(s, &cp);
     if (len > 0 && s + len > end) len = 0; /* cut by the terminator */
     if (len == 1 && cp == '\t') {
       do fputc(' ', f);
