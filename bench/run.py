@@ -35,14 +35,19 @@ through a small launcher process that forks, execs and reaps it with
 os.wait4, which gives the child's own wall time, CPU time and peak RSS
 (ru_maxrss, including its waited-for descendants, e.g. Scalene's
 re-executed child; see LAUNCHER for why not straight from this script).
-Per program and mode the script reports the ratio of the median profiled
-wall time to the median plain wall time, the geometric mean of the ratios,
-the same ratios of CPU time (user + system; steadier than wall time on a
-busy machine) and the peak RSS added (median profiled ru_maxrss minus
-median plain ru_maxrss, MiB).  With --statistic min the times are the
-fastest run's instead of the median (noise on a shared machine only adds
-time; RSS stays the median).  The targets are judged on wall time and on
-the RSS added:
+Per program and mode the script reports the ratio of profiled to plain
+wall time, the geometric mean of the ratios, the same ratios of CPU time
+(user + system) and the peak RSS added (median profiled ru_maxrss minus
+median plain ru_maxrss, MiB).  The ratio is, by default (--statistic
+paired), the median over the repetitions of each repetition's own ratio:
+the runs of one program in one repetition follow each other within
+seconds, while the speed of a shared virtual machine drifts over minutes
+(runs of the same plain program took 1.9 s for three repetitions, then
+1.1 s), and a ratio of medians mixes runs from both.  --statistic median
+is the median profiled time over the median plain time; --statistic min
+the fastest over the fastest (noise on a shared machine only adds time).
+RSS is always the median.  The targets are judged on wall time and on the
+RSS added:
 
   cpu     ours: geomean <= 1.03, no program above 1.08, below Scalene on
           every program.
@@ -98,6 +103,12 @@ def median(xs):
 
 def fastest(xs):
     return min(xs) if xs else None
+
+
+def paired(xs, plain):
+    """The median of the ratios xs[i] / plain[i] over the repetitions in
+    which both ran (None: a failed run)."""
+    return median([x / p for x, p in zip(xs, plain) if x is not None and p])
 
 
 # Runs argv[3:] as its child, pinned to CPU argv[2] ("-": not pinned), and
@@ -236,18 +247,19 @@ def fmt(x, spec):
     return format("-", ">" + width) if width.isdigit() else "-"
 
 
-def report_mode(mode, programs, med, cmed, rss, have_sc, stat):
+def report_mode(mode, programs, wratio, wplain, cratio, cplain, rss, have_sc, stat):
     """Prints one mode's table and targets; returns (JSON section, targets)."""
     spec = MODES[mode]
     o, s = spec["ours"], spec["scalene"]
     rows = []
     for prog in programs:
-        plain, cplain, rplain = med[prog]["plain"], cmed[prog]["plain"], rss[prog]["plain"]
-        row = {"program": prog, "plain_sec": plain, "plain_cpu_sec": cplain, "plain_rss_mib": rplain}
+        rplain = rss[prog]["plain"]
+        row = {"program": prog, "plain_sec": wplain[prog], "plain_cpu_sec": cplain[prog],
+               "plain_rss_mib": rplain}
         for key, v in (("ours", o), ("scalene", s)):
-            m, c, r = med[prog].get(v), cmed[prog].get(v), rss[prog].get(v)
-            row[f"{key}_ratio"] = m / plain if m and plain else None
-            row[f"{key}_cpu_ratio"] = c / cplain if c and cplain else None
+            r = rss[prog].get(v)
+            row[f"{key}_ratio"] = wratio[prog].get(v)
+            row[f"{key}_cpu_ratio"] = cratio[prog].get(v)
             row[f"{key}_rss_added_mib"] = r - rplain if r is not None and rplain is not None else None
         rows.append(row)
 
@@ -273,7 +285,10 @@ def report_mode(mode, programs, med, cmed, rss, have_sc, stat):
           f"{fmt(g['scalene_ratio'], '7.3f')} || {fmt(g['ours_cpu_ratio'], '8.3f')} | "
           f"{fmt(g['scalene_cpu_ratio'], '7.3f')} || {'':>9} | "
           f"{fmt(rmax['ours_rss_added_mib'], '9.1f')} | {fmt(rmax['scalene_rss_added_mib'], '8.1f')}")
-    print(f"(ours, scalene: ratios of {stat} wall time to plain; cpu: the same for user+system time;"
+    how = {"paired": "median over the repetitions of each one's wall time over plain's",
+           "median": "median wall time over plain's median",
+           "min": "fastest wall time over plain's fastest"}[stat]
+    print(f"(ours, scalene: {how}; cpu: the same for user+system time; plain s: median;"
           " +MiB: peak RSS added)")
 
     ours = [r["ours_ratio"] for r in rows]
@@ -316,7 +331,7 @@ def main(argv=None):
     ap.add_argument("-n", "--repetitions", type=int, default=5, help="runs of each variant (default 5)")
     ap.add_argument("--mode", choices=("cpu", "memory", "all"), default="all",
                     help="cpu: CPU-only profiling; memory: CPU + memory + copy; all: both (default)")
-    ap.add_argument("--statistic", choices=("median", "min"), default="median",
+    ap.add_argument("--statistic", choices=("paired", "median", "min"), default="paired",
                     help="time of a variant: median of its runs (default) or the fastest run")
     ap.add_argument("--python", default="/usr/bin/python3", help="interpreter (default /usr/bin/python3)")
     ap.add_argument("--build", help="build tree whose pybuild/ and .libs/ to use for ours")
@@ -370,7 +385,7 @@ def main(argv=None):
                     if err:
                         failures.append(f"{prog} [{v}] {err}")
                         print(f"FAILED {prog} [{v}]: {err}", file=sys.stderr)
-                        continue
+                    # None for a failed run: index r is repetition r
                     times[prog][v].append(wall)
                     cpus[prog][v].append(cpu)
                     rsss[prog][v].append(rss)
@@ -381,10 +396,25 @@ def main(argv=None):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    pick = fastest if args.statistic == "min" else median
-    med = {p: {v: pick(t) for v, t in d.items()} for p, d in times.items()}
-    cmed = {p: {v: pick(t) for v, t in d.items()} for p, d in cpus.items()}
-    rmed = {p: {v: median(t) for v, t in d.items()} for p, d in rsss.items()}
+    def ok(xs):
+        return [x for x in xs if x is not None]
+
+    def ratios(runs):
+        """{prog: {variant: ratio to plain}}, and {prog: plain} (median)."""
+        out = {}
+        for prog, d in runs.items():
+            base = d["plain"]
+            if args.statistic == "paired":
+                out[prog] = {v: paired(t, base) for v, t in d.items()}
+            else:
+                pick = fastest if args.statistic == "min" else median
+                b = pick(ok(base))
+                out[prog] = {v: (pick(ok(t)) / b if ok(t) and b else None) for v, t in d.items()}
+        return out, {prog: median(ok(d["plain"])) for prog, d in runs.items()}
+
+    wratio, wplain = ratios(times)
+    cratio, cplain = ratios(cpus)
+    rmed = {p: {v: median(ok(t)) for v, t in d.items()} for p, d in rsss.items()}
     ncpu = os.cpu_count() or 1
     print(f"{args.repetitions} repetitions; load average {load0:.2f} at the start, "
           f"{load1:.2f} at the end, {ncpu} CPUs; "
@@ -400,8 +430,8 @@ def main(argv=None):
     all_targets = {}
     for mode in modes:
         have_sc = MODES[mode]["scalene"] in names
-        section, targets = report_mode(mode, args.programs, med, cmed, rmed, have_sc,
-                                       args.statistic)
+        section, targets = report_mode(mode, args.programs, wratio, wplain, cratio, cplain, rmed,
+                                       have_sc, args.statistic)
         doc["modes"][mode] = section
         all_targets.update({f"{mode}:{k}": v for k, v in targets.items()})
         if mode == "memory":
