@@ -268,6 +268,7 @@ fail:
 
 #define CORE_MAX_DEPTH 256
 #define CORE_STACK_BYTES 1024 /* a sample's stack text with --stacks */
+#define CORE_STACK_RING 128    /* samples buffered per thread with --stacks */
 
 /* Byte b of a bytes object's data: read in place, or (safe) through a
  * window that the caller owns (on its stack: signal handlers on several
@@ -845,6 +846,11 @@ static int profiler_make_samplers(ProfilerObject *self, core_state *st)
    * frame is at most about 400 bytes; deeper stacks lose their outer
    * frames).  The CPU sampler only. */
   opts.stack_bytes = self->stacks ? CORE_STACK_BYTES : 0;
+  /* Each record then carries a stack buffer: 128 records (1.28 s of one
+   * thread's samples at the default interval; the sampler's thread drains
+   * every tick) keep that at 128 KiB per thread instead of 512 KiB. */
+  if (self->stacks)
+    opts.ring_capacity = CORE_STACK_RING;
   scalene_error_t err;
   memset(&err, 0, sizeof err);
   int rc = scalene_sampler_new(&opts, self->profile, &self->sampler, &err);
