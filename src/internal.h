@@ -73,6 +73,43 @@ typedef struct scalene__source {
 } scalene__source_t;
 int scalene__source_read(const char *path, scalene__source_t *s);
 void scalene__source_free(scalene__source_t *s);
+/* output_text.c, for the terminal and HTML views alike: */
+/* The lines of file fi in order: every line of src (the source read from
+ * disk, maybe empty) with its record if it has one, and the records of
+ * lines src does not have, where they fall.  _next returns 1 with the
+ * line's number, text (src's, else the record's own, maybe NULL) and
+ * record (NULL: none), or 0 at the end.  Caller holds the profile lock. */
+typedef struct scalene__line_walk {
+  const scalene_profile_t *p;
+  size_t fi;
+  const scalene__source_t *src;
+  size_t i;
+  const scalene_line_stats_t *rec;
+  uint32_t lineno;
+} scalene__line_walk_t;
+void scalene__line_walk_init(scalene__line_walk_t *w, const scalene_profile_t *p, size_t fi,
+                             const scalene__source_t *src);
+int scalene__line_walk_next(scalene__line_walk_t *w, uint32_t *n, const char **text,
+                            const scalene_line_stats_t **show);
+/* Scalene's time_consumed_str: "1.234s", "2m:3.456s", "12.345ms". */
+void scalene__fmt_time(double sec, char *buf, size_t n);
+/* A percentage cell: blank for zero, "<1%" for a share too small to round
+ * to 1 %, else the rounded value. */
+void scalene__fmt_pct(double pct, char *buf, size_t n);
+/* A MB cell: blank for zero, else about 3 significant digits. */
+void scalene__fmt_mb(double mb, char *buf, size_t n);
+/* The sum of a line's three CPU kinds. */
+double scalene__sum3(const double s[3]);
+/* Whether a line record has any data (CPU, allocation, frees, copies). */
+int scalene__line_has_data(const scalene_line_stats_t *r);
+/* A file's share of the time, and the order the views list files in
+ * (qsort: most seconds first, then by name). */
+typedef struct scalene__share {
+  size_t index;
+  double sec;
+  const char *name;
+} share_t;
+int scalene__cmp_share(const void *a, const void *b);
 /* output_json.c (A): whether the profile holds source text for file f (a
  * loaded profile does); then that text is shown, not the file on disk. */
 int scalene__file_has_source(const scalene_profile_t *p, size_t f);

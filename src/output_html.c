@@ -84,44 +84,8 @@ static void put_line(FILE *f, const char *s) {
 /* ------------------------------------------------------------ numbers
  * The same forms as the terminal view's. */
 
-/* Scalene's time_consumed_str: "1.234s", "2m:3.456s", "12.345ms". */
-static void time_str(double sec, char *buf, size_t n) {
-  double ms = sec * 1e3;
-  long h = (long)(ms / 3600000), m = (long)((ms - 3600000.0 * h) / 60000);
-  double s = (ms - 3600000.0 * h - 60000.0 * m) / 1000;
-  if (h > 0)
-    snprintf(buf, n, "%ldh:%ldm:%.3fs", h, m, s);
-  else if (m > 0)
-    snprintf(buf, n, "%ldm:%.3fs", m, s);
-  else if (ms >= 1000)
-    snprintf(buf, n, "%.3fs", s);
-  else
-    snprintf(buf, n, "%.3fms", ms);
-}
 
-/* Blank for zero, "<1%" for a share that rounds to 0, else rounded. */
-static void pct_cell(double pct, char *buf, size_t n) {
-  if (!(pct > 0))
-    snprintf(buf, n, "%s", "");
-  else if (pct < 0.5)
-    snprintf(buf, n, "%s", "<1%");
-  else
-    snprintf(buf, n, "%.0f%%", pct);
-}
 
-/* Blank for zero, else about 3 significant digits. */
-static void mb_cell(double mb, char *buf, size_t n) {
-  if (!(mb > 0))
-    snprintf(buf, n, "%s", "");
-  else if (mb < 1)
-    snprintf(buf, n, "%.2f", mb);
-  else if (mb < 100)
-    snprintf(buf, n, "%.1f", mb);
-  else if (mb < 100000)
-    snprintf(buf, n, "%.0f", mb);
-  else
-    snprintf(buf, n, "%.2g", mb);
-}
 
 /* 100 * part / total within [0, 100]; 0 when total is not positive. */
 static double percent(double part, double total) {
@@ -130,7 +94,6 @@ static double percent(double part, double total) {
   return pct > 100.0 ? 100.0 : pct;
 }
 
-static double sum3(const double s[3]) { return s[0] + s[1] + s[2]; }
 
 /* A number cell: data-v holds the value the table sorts by; the text is
  * what is shown (&lt;1% for "<1%"). */
@@ -278,7 +241,7 @@ static void table_row(const page_t *pg, const char *id, uint32_t lineno,
     fprintf(f, "%u", lineno);
   fputs("</td>", f);
   for (int k = 0; k < 3; k++) {
-    pct_cell(pct[k], cell, sizeof cell);
+    scalene__fmt_pct(pct[k], cell, sizeof cell);
     td_num(f, pct[k], cell);
   }
   td_bar(f, CPU_CLASSES, CPU_NAMES, pct, 3);
@@ -297,15 +260,15 @@ static void table_row(const page_t *pg, const char *id, uint32_t lineno,
     if (alloc > 0 && python == 0)
       snprintf(cell, sizeof cell, "%s", "0%");
     else
-      pct_cell(pyshare, cell, sizeof cell);
+      scalene__fmt_pct(pyshare, cell, sizeof cell);
     td_num(f, pyshare, cell);
-    mb_cell(m.avg_bytes / MB, cell, sizeof cell);
+    scalene__fmt_mb(m.avg_bytes / MB, cell, sizeof cell);
     td_num(f, m.avg_bytes / MB, cell);
-    mb_cell(peak / MB, cell, sizeof cell);
+    scalene__fmt_mb(peak / MB, cell, sizeof cell);
     td_num(f, peak / MB, cell);
-    mb_cell(m.live_bytes / MB, cell, sizeof cell);
+    scalene__fmt_mb(m.live_bytes / MB, cell, sizeof cell);
     td_num(f, m.live_bytes / MB, cell);
-    mb_cell(alloc / MB, cell, sizeof cell);
+    scalene__fmt_mb(alloc / MB, cell, sizeof cell);
     td_num(f, alloc / MB, cell);
     double mpct[2] = {percent(python, pg->alloc_bytes),
                       percent(alloc > python ? alloc - python : 0, pg->alloc_bytes)};
@@ -313,7 +276,7 @@ static void table_row(const page_t *pg, const char *id, uint32_t lineno,
     fprintf(f, "<td class=\"s\" data-v=\"%.6g\">", peak / MB);
     if (r != NULL) spark_svg(f, "", r->n_memory_samples, r->memory_samples, SPARK_W, SPARK_H);
     fputs("</td>", f);
-    mb_cell(copy_rate, cell, sizeof cell);
+    scalene__fmt_mb(copy_rate, cell, sizeof cell);
     td_num(f, copy_rate, cell);
   }
   fputs("<td class=\"t\">", f);
@@ -321,10 +284,6 @@ static void table_row(const page_t *pg, const char *id, uint32_t lineno,
   fputs("</td></tr>\n", f);
 }
 
-static int has_data(const scalene_line_stats_t *r) {
-  return r != NULL && (sum3(r->cpu_sec) > 0 || r->cpu_samples > 0 || r->alloc_bytes > 0 ||
-                       r->freed_bytes > 0 || r->copy_bytes > 0);
-}
 
 typedef struct leak {
   uint32_t line;
@@ -387,14 +346,14 @@ static int file_leaks(const page_t *pg, const scalene_profile_t *p, size_t fi, s
 static int file_section(const page_t *pg, const scalene_profile_t *p, size_t fi, size_t shown) {
   FILE *f = pg->f;
   const scalene_file_stats_t *fs = scalene_profile_file(p, fi);
-  double fsec = sum3(fs->cpu_sec);
+  double fsec = scalene__sum3(fs->cpu_sec);
   fprintf(f, "<section class=\"file\" id=\"f%zu\">\n<h2>", shown);
   put_text(f, fs->name);
   fprintf(f, "</h2>\n<p class=\"share\">%.2f%% of the CPU time", percent(fsec, pg->total));
   if (!pg->no_seconds) {
     char spent[48], of[48];
-    time_str(fsec, spent, sizeof spent);
-    time_str(pg->total, of, sizeof of);
+    scalene__fmt_time(fsec, spent, sizeof spent);
+    scalene__fmt_time(pg->total, of, sizeof of);
     fprintf(f, " (%s out of %s)", spent, of);
   }
   if (pg->memory && fs->alloc_bytes > 0)
@@ -411,30 +370,13 @@ static int file_section(const page_t *pg, const scalene_profile_t *p, size_t fi,
     if (rc == SCALENE_ENOMEM) return rc;
     if (rc != 0) src.n = 0;
   }
-  size_t i = 0;
-  const scalene_line_stats_t *rec = scalene_profile_file_line(p, fi, i);
-  uint32_t lineno = 1;
-  for (;;) {
-    const scalene_line_stats_t *show = NULL;
-    const char *text = NULL;
-    uint32_t n;
-    if (rec != NULL && (rec->line < lineno || lineno > src.n)) {
-      show = rec;
-      n = rec->line;
-      text = rec->line >= 1 && rec->line <= src.n ? src.lines[rec->line - 1] : rec->source;
-      rec = scalene_profile_file_line(p, fi, ++i);
-    } else if (lineno <= src.n) {
-      n = lineno;
-      text = src.lines[lineno - 1];
-      if (rec != NULL && rec->line == lineno) {
-        show = rec;
-        rec = scalene_profile_file_line(p, fi, ++i);
-      }
-      lineno++;
-    } else {
-      break;
-    }
-    if (pg->opts->reduced && !has_data(show)) continue;
+  scalene__line_walk_t walk;
+  scalene__line_walk_init(&walk, p, fi, &src);
+  const scalene_line_stats_t *show;
+  const char *text;
+  uint32_t n;
+  while (scalene__line_walk_next(&walk, &n, &text, &show)) {
+    if (pg->opts->reduced && !scalene__line_has_data(show)) continue;
     char id[48];
     snprintf(id, sizeof id, "f%zu-l%u", shown, n);
     table_row(pg, id, n, show, text, NULL);
@@ -446,8 +388,8 @@ static int file_section(const page_t *pg, const scalene_profile_t *p, size_t fi,
   const scalene_line_stats_t *fn;
   int header = 0;
   for (size_t j = 0; (fn = scalene_profile_file_function(p, fi, j)) != NULL; j++) {
-    int cpu_shown = pg->total > 0 &&
-                    100.0 * sum3(fn->cpu_sec) / pg->total >= pg->opts->cpu_percent_threshold;
+    double fn_pct = pg->total > 0 ? 100.0 * scalene__sum3(fn->cpu_sec) / pg->total : 0.0;
+    int cpu_shown = pg->total > 0 && fn_pct >= pg->opts->cpu_percent_threshold;
     int mem_shown = pg->memory && fn->alloc_bytes >= MB;
     if (!cpu_shown && !mem_shown) continue;
     if (!header) {
@@ -548,17 +490,7 @@ static const char SCRIPT[] =
     "  });\n"
     "})();\n";
 
-typedef struct share {
-  size_t index;
-  double sec;
-  const char *name;
-} share_t;
 
-static int cmp_share(const void *a, const void *b) {
-  const share_t *x = a, *y = b;
-  if (x->sec != y->sec) return x->sec < y->sec ? 1 : -1;
-  return strcmp(x->name, y->name);
-}
 
 /* The header: program, command line, times, memory, child processes. */
 static void page_summary(const page_t *pg, const scalene_profile_t *p,
@@ -579,10 +511,10 @@ static void page_summary(const page_t *pg, const scalene_profile_t *p,
   }
   if (!pg->no_seconds) {
     if (info->elapsed_sec > 0) {
-      time_str(info->elapsed_sec, t, sizeof t);
+      scalene__fmt_time(info->elapsed_sec, t, sizeof t);
       fprintf(f, "<tr><th scope=\"row\">Elapsed time</th><td>%s</td></tr>\n", t);
     }
-    time_str(pg->total, t, sizeof t);
+    scalene__fmt_time(pg->total, t, sizeof t);
     fprintf(f, "<tr><th scope=\"row\">CPU time sampled</th><td>%s", t);
   } else {
     fputs("<tr><th scope=\"row\">CPU time sampled</th>"
@@ -675,12 +607,12 @@ static int render(const scalene_profile_t *p, FILE *f, const scalene_output_opti
   size_t shown = 0;
   for (size_t i = 0; i < nf; i++) {
     const scalene_file_stats_t *fs = scalene_profile_file(p, i);
-    double sec = sum3(fs->cpu_sec);
+    double sec = scalene__sum3(fs->cpu_sec);
     if ((pg.total > 0 && sec > 0 && 100.0 * sec / pg.total >= opts->cpu_percent_threshold) ||
         (pg.memory && fs->alloc_bytes + fs->copy_bytes >= MB))
       shares[shown++] = (share_t){i, sec, fs->name};
   }
-  qsort(shares, shown, sizeof *shares, cmp_share);
+  qsort(shares, shown, sizeof *shares, scalene__cmp_share);
 
   fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
@@ -705,7 +637,7 @@ static int render(const scalene_profile_t *p, FILE *f, const scalene_output_opti
       const scalene_file_stats_t *fs = scalene_profile_file(p, shares[i].index);
       fprintf(f, "<li><a href=\"#f%zu\">", i + 1);
       put_text(f, fs->name);
-      fprintf(f, "</a> %.2f%%</li>\n", percent(sum3(fs->cpu_sec), pg.total));
+      fprintf(f, "</a> %.2f%%</li>\n", percent(scalene__sum3(fs->cpu_sec), pg.total));
     }
     fputs("</ol>\n</nav>\n", f);
     fputs("<p class=\"legend\">CPU:<span class=\"key py\"></span>Python"

@@ -35,7 +35,7 @@ typedef struct view {
 } view_t;
 
 /* Scalene's time_consumed_str: "1.234s", "2m:3.456s", "12.345ms". */
-static void time_str(double sec, char *buf, size_t n) {
+void scalene__fmt_time(double sec, char *buf, size_t n) {
   double ms = sec * 1e3;
   long h = (long)(ms / 3600000), m = (long)((ms - 3600000.0 * h) / 60000);
   double s = (ms - 3600000.0 * h - 60000.0 * m) / 1000;
@@ -51,7 +51,7 @@ static void time_str(double sec, char *buf, size_t n) {
 
 /* A percentage cell: blank for zero, "<1%" for a share too small to round
  * to 1 %, else the rounded value. */
-static void pct_cell(double pct, char *buf, size_t n) {
+void scalene__fmt_pct(double pct, char *buf, size_t n) {
   if (!(pct > 0))
     snprintf(buf, n, "%s", "");
   else if (pct < 0.5)
@@ -166,7 +166,7 @@ static void sparkline(FILE *f, size_t n, const double (*pts)[2], int cols, int p
 }
 
 /* An MB cell: blank for zero, else about 3 significant digits. */
-static void mb_cell(double mb, char *buf, size_t n) {
+void scalene__fmt_mb(double mb, char *buf, size_t n) {
   if (!(mb > 0))
     snprintf(buf, n, "%s", "");
   else if (mb < 1)
@@ -186,13 +186,14 @@ static void memory_cells(const view_t *v, const scalene_line_stats_t *r) {
   FILE *f = v->f;
   char py[16] = "", net[16] = "", peak[16] = "", copy[16] = "";
   if (r != NULL) {
-    if (r->alloc_bytes > 0) pct_cell(100.0 * r->python_bytes / r->alloc_bytes, py, sizeof py);
+    if (r->alloc_bytes > 0)
+      scalene__fmt_pct(100.0 * r->python_bytes / r->alloc_bytes, py, sizeof py);
     if (r->alloc_bytes > 0 && r->python_bytes == 0) snprintf(py, sizeof py, "%s", "0%");
     scalene__line_memory_t m;
     scalene__line_memory(r, &m);
-    mb_cell(m.live_bytes / MB, net, sizeof net);
-    mb_cell(r->peak_bytes / MB, peak, sizeof peak);
-    if (v->elapsed > 0) mb_cell(r->copy_bytes / MB / v->elapsed, copy, sizeof copy);
+    scalene__fmt_mb(m.live_bytes / MB, net, sizeof net);
+    scalene__fmt_mb(r->peak_bytes / MB, peak, sizeof peak);
+    if (v->elapsed > 0) scalene__fmt_mb(r->copy_bytes / MB / v->elapsed, copy, sizeof copy);
   }
   fprintf(f, "%6s │%6s │%6s │", py, net, peak);
   if (r != NULL)
@@ -213,7 +214,7 @@ static void row(const view_t *v, uint32_t lineno, const scalene_line_stats_t *r,
   if (sec != NULL && v->total > 0) {
     for (int k = 0; k < 3; k++) {
       double pct = 100.0 * sec[k] / v->total;
-      pct_cell(pct, cells[k], sizeof cells[k]);
+      scalene__fmt_pct(pct, cells[k], sizeof cells[k]);
       sum += pct;
     }
   }
@@ -230,11 +231,46 @@ static void row(const view_t *v, uint32_t lineno, const scalene_line_stats_t *r,
   fputc('\n', f);
 }
 
-static double sum3(const double s[3]) { return s[0] + s[1] + s[2]; }
+/* internal.h */
+void scalene__line_walk_init(scalene__line_walk_t *w, const scalene_profile_t *p, size_t fi,
+                             const scalene__source_t *src) {
+  w->p = p;
+  w->fi = fi;
+  w->src = src;
+  w->i = 0;
+  w->rec = scalene_profile_file_line(p, fi, 0);
+  w->lineno = 1;
+}
 
-static int has_data(const scalene_line_stats_t *r) {
-  return r != NULL && (sum3(r->cpu_sec) > 0 || r->cpu_samples > 0 || r->alloc_bytes > 0 ||
-                       r->freed_bytes > 0 || r->copy_bytes > 0);
+int scalene__line_walk_next(scalene__line_walk_t *w, uint32_t *n, const char **text,
+                            const scalene_line_stats_t **show) {
+  const scalene__source_t *src = w->src;
+  const scalene_line_stats_t *rec = w->rec;
+  *show = NULL;
+  if (rec != NULL && (rec->line < w->lineno || w->lineno > src->n)) {
+    /* A record with no line in the source. */
+    *show = rec;
+    *n = rec->line;
+    *text = rec->line >= 1 && rec->line <= src->n ? src->lines[rec->line - 1] : rec->source;
+    w->rec = scalene_profile_file_line(w->p, w->fi, ++w->i);
+    return 1;
+  }
+  if (w->lineno > src->n) return 0;
+  *n = w->lineno;
+  *text = src->lines[w->lineno - 1];
+  if (rec != NULL && rec->line == w->lineno) {
+    *show = rec;
+    w->rec = scalene_profile_file_line(w->p, w->fi, ++w->i);
+  }
+  w->lineno++;
+  return 1;
+}
+
+double scalene__sum3(const double s[3]) { return s[0] + s[1] + s[2]; }
+
+int scalene__line_has_data(const scalene_line_stats_t *r) {
+  return r != NULL && (scalene__sum3(r->cpu_sec) > 0 || r->cpu_samples > 0 ||
+                       r->alloc_bytes > 0 || r->freed_bytes > 0 || r->copy_bytes > 0);
 }
 
 typedef struct peak {
@@ -291,10 +327,10 @@ static void file_memory_summary(const view_t *v, const scalene_profile_t *p, siz
 static void file_table(const view_t *v, const scalene_profile_t *p, size_t fi) {
   FILE *f = v->f;
   const scalene_file_stats_t *fs = scalene_profile_file(p, fi);
-  double fsec = sum3(fs->cpu_sec);
+  double fsec = scalene__sum3(fs->cpu_sec);
   char spent[48], of[48];
-  time_str(fsec, spent, sizeof spent);
-  time_str(v->total, of, sizeof of);
+  scalene__fmt_time(fsec, spent, sizeof spent);
+  scalene__fmt_time(v->total, of, sizeof of);
   fputs(v->opts->color ? ANSI_ITALIC : "", f);
   put_source(f, fs->name, INT_MAX);
   fprintf(f, ": %% of time = %6.2f%%", v->total > 0 ? 100.0 * fsec / v->total : 0.0);
@@ -326,32 +362,15 @@ static void file_table(const view_t *v, const scalene_profile_t *p, size_t fi) {
   int reduced = v->opts->reduced;
   int skipping = 0;
   uint32_t last = 0; /* the last line shown */
-  size_t i = 0;
-  const scalene_line_stats_t *rec = scalene_profile_file_line(p, fi, i);
-  uint32_t lineno = 1;
-  for (;;) {
-    const scalene_line_stats_t *show = NULL;
-    const char *text = NULL;
-    uint32_t n;
-    if (rec != NULL && (rec->line < lineno || lineno > src.n)) {
-      show = rec;
-      n = rec->line;
-      text = rec->line >= 1 && rec->line <= src.n ? src.lines[rec->line - 1] : rec->source;
-      rec = scalene_profile_file_line(p, fi, ++i);
-    } else if (lineno <= src.n) {
-      n = lineno;
-      text = src.lines[lineno - 1];
-      if (rec != NULL && rec->line == lineno) {
-        show = rec;
-        rec = scalene_profile_file_line(p, fi, ++i);
-      }
-      lineno++;
-    } else {
-      break;
-    }
+  scalene__line_walk_t walk;
+  scalene__line_walk_init(&walk, p, fi, &src);
+  const scalene_line_stats_t *show;
+  const char *text;
+  uint32_t n;
+  while (scalene__line_walk_next(&walk, &n, &text, &show)) {
     /* Scalene -r: a run of inactive lines shows as one "...".  So does a
      * run of lines the profile does not have (no source file). */
-    if (reduced && !has_data(show)) {
+    if (reduced && !scalene__line_has_data(show)) {
       if (!skipping) row(v, 0, NULL, "...", 0);
       skipping = 1;
       continue;
@@ -368,7 +387,7 @@ static void file_table(const view_t *v, const scalene_profile_t *p, size_t fi) {
   int header = 0;
   for (size_t j = 0; (fn = scalene_profile_file_function(p, fi, j)) != NULL; j++) {
     int cpu_shown = v->total > 0 &&
-                    100.0 * sum3(fn->cpu_sec) / v->total >= v->opts->cpu_percent_threshold;
+                    100.0 * scalene__sum3(fn->cpu_sec) / v->total >= v->opts->cpu_percent_threshold;
     int mem_shown = v->memory && fn->alloc_bytes >= MB;
     if (!cpu_shown && !mem_shown) continue;
     if (!header) {
@@ -384,13 +403,8 @@ static void file_table(const view_t *v, const scalene_profile_t *p, size_t fi) {
   fputc('\n', f);
 }
 
-typedef struct share {
-  size_t index;
-  double sec;
-  const char *name;
-} share_t;
 
-static int cmp_share(const void *a, const void *b) {
+int scalene__cmp_share(const void *a, const void *b) {
   const share_t *x = a, *y = b;
   if (x->sec != y->sec) return x->sec < y->sec ? 1 : -1;
   return strcmp(x->name, y->name);
@@ -423,7 +437,7 @@ int scalene_output_text(const scalene_profile_t *p, FILE *f,
   size_t shown = 0;
   for (size_t i = 0; i < nf; i++) {
     const scalene_file_stats_t *fs = scalene_profile_file(p, i);
-    double sec = sum3(fs->cpu_sec);
+    double sec = scalene__sum3(fs->cpu_sec);
     if ((v.total > 0 && sec > 0 && 100.0 * sec / v.total >= opts->cpu_percent_threshold) ||
         (v.memory && fs->alloc_bytes + fs->copy_bytes >= MB))
       shares[shown++] = (share_t){i, sec, fs->name};
@@ -443,7 +457,7 @@ int scalene_output_text(const scalene_profile_t *p, FILE *f,
   } else if (shown == 0) {
     /* v.total > 0 here. */
     char t[48];
-    time_str(v.total, t, sizeof t);
+    scalene__fmt_time(v.total, t, sizeof t);
     if (v.no_seconds)
       fprintf(f, "No profiled file reached %.4g%% of the CPU time sampled.\n",
               opts->cpu_percent_threshold);
@@ -451,7 +465,7 @@ int scalene_output_text(const scalene_profile_t *p, FILE *f,
       fprintf(f, "No profiled file reached %.4g%% of the %s of CPU time sampled.\n",
               opts->cpu_percent_threshold, t);
   } else {
-    qsort(shares, shown, sizeof *shares, cmp_share);
+    qsort(shares, shown, sizeof *shares, scalene__cmp_share);
     for (size_t i = 0; i < shown; i++) file_table(&v, p, shares[i].index);
   }
   scalene__profile_unlock(p);
