@@ -589,6 +589,108 @@ static void *wrap_pooled_calloc(void *ctx, size_t nelem, size_t elsize) {
   return pooled_calloc_slow(w, nelem, elsize, PC());
 }
 
+/* scalene_heap_wrap_pool: a pooled wrapper whose samples come from the
+ * fallback allocator, so that the pools' own free needs no wrapper.  A
+ * sampled request (the countdown crossed) is served by w->fallback, with
+ * the malloc-family hooks bracketed, and counted; its free, which the pool
+ * allocator hands to the fallback's domain, is counted there.  Everything
+ * else is the pool allocator's, reached by a tail call. */
+static __attribute__((noinline)) void *divert_sample(const scalene_heap_wrapper_t *w,
+                                                     size_t size, int zero, uintptr_t pc) {
+  if (!atomic_load_explicit(&scalene__heap_active, memory_order_relaxed))
+    /* No sampler (a wrapper that outlived it): nothing to sample. */
+    return zero ? w->inner.calloc(w->inner.ctx, 1, size) : w->inner.malloc(w->inner.ctx, size);
+  scalene__depth_enter();
+  void *p = zero ? w->fallback.calloc(w->fallback.ctx, 1, size)
+                 : w->fallback.malloc(w->fallback.ctx, size);
+  scalene__depth_leave();
+  if (p) note_alloc(p, size, w->flags & SCALENE_HEAP_PYTHON, pc);
+  return p;
+}
+
+static void *wrap_divert_malloc(void *ctx, size_t size) {
+  const scalene_heap_wrapper_t *w = ctx;
+  int64_t c;
+  if (__builtin_expect(size - 1 < w->pool_max, 1)) {
+    if (countdown_absorbs(tl_countdown, (int64_t)size, &c)) {
+      tl_countdown = c;
+      return w->inner.malloc(w->inner.ctx, size);
+    }
+    return divert_sample(w, size, 0, PC());
+  }
+  return w->inner.malloc(w->inner.ctx, size); /* the pool hands it to the fallback's domain */
+}
+
+static void *wrap_divert_calloc(void *ctx, size_t nelem, size_t elsize) {
+  const scalene_heap_wrapper_t *w = ctx;
+  size_t total;
+  int64_t c;
+  if (!__builtin_mul_overflow(nelem, elsize, &total) && total - 1 < w->pool_max) {
+    if (countdown_absorbs(tl_countdown, (int64_t)total, &c)) {
+      tl_countdown = c;
+      return w->inner.calloc(w->inner.ctx, nelem, elsize);
+    }
+    return divert_sample(w, total, 1, PC());
+  }
+  return w->inner.calloc(w->inner.ctx, nelem, elsize);
+}
+
+/* A realloc: the old block leaves the table (a sampled one is the
+ * fallback's: the pool allocator forwards it there), the pool allocator
+ * moves it inside a bracket, and the result is counted here.  When the new
+ * size is a pool request and its countdown crosses, the result moves on to
+ * a fallback block: a sampled block must never be the pools', whose free
+ * is not seen. */
+static void *wrap_divert_realloc(void *ctx, void *ptr, size_t size) {
+  const scalene_heap_wrapper_t *w = ctx;
+  if (ptr) note_free(ptr);
+  scalene__depth_enter();
+  void *p = w->inner.realloc(w->inner.ctx, ptr, size);
+  scalene__depth_leave();
+  if (p == NULL) return p;
+  if (size - 1 >= w->pool_max) { /* the fallback domain's block, its inner call bracketed */
+    note_alloc(p, size, w->flags & SCALENE_HEAP_PYTHON, PC());
+    return p;
+  }
+  int64_t c;
+  if (countdown_absorbs(tl_countdown, (int64_t)size, &c)) {
+    tl_countdown = c;
+    return p;
+  }
+  scalene__depth_enter();
+  void *q = w->fallback.malloc(w->fallback.ctx, size);
+  if (q) {
+    memcpy(q, p, size);
+    w->inner.free(w->inner.ctx, p);
+  }
+  scalene__depth_leave();
+  if (q == NULL) { /* no memory for the move: keep the pools' block, uncounted */
+    tl_countdown = 1;
+    return p;
+  }
+  note_alloc(q, size, w->flags & SCALENE_HEAP_PYTHON, PC());
+  return q;
+}
+
+SCALENE_API int scalene_heap_wrap_pool(scalene_heap_wrapper_t *w, const scalene_allocator_t *pool,
+                                       const scalene_allocator_t *fallback, unsigned int flags,
+                                       size_t pool_max, scalene_allocator_t *out) {
+  if (!w || !pool || !fallback || !out || !pool->malloc || !pool->calloc || !pool->realloc ||
+      !pool->free || !fallback->malloc || !fallback->calloc || !fallback->free ||
+      (flags & ~(unsigned int)SCALENE_HEAP_PYTHON) || pool_max == 0)
+    return SCALENE_EINVAL;
+  w->inner = *pool;
+  w->fallback = *fallback;
+  w->flags = flags | SCALENE_HEAP_POOLED;
+  w->pool_max = pool_max;
+  out->ctx = w;
+  out->malloc = wrap_divert_malloc;
+  out->calloc = wrap_divert_calloc;
+  out->realloc = wrap_divert_realloc;
+  out->free = pool->free; /* and ctx w, which a pool allocator like pymalloc ignores */
+  return 0;
+}
+
 SCALENE_API int scalene_heap_wrap_allocator(scalene_heap_wrapper_t *w,
                                             const scalene_allocator_t *inner, unsigned int flags,
                                             size_t pool_max, scalene_allocator_t *out) {

@@ -133,6 +133,7 @@ typedef struct scalene_heap_wrapper {
   scalene_allocator_t inner;
   unsigned int flags; /* SCALENE_HEAP_PYTHON, SCALENE_HEAP_POOLED */
   size_t pool_max;    /* with SCALENE_HEAP_POOLED: the largest request the pools serve */
+  scalene_allocator_t fallback; /* scalene_heap_wrap_pool only */
 } scalene_heap_wrapper_t;
 
 /* Flag of scalene_heap_wrap_allocator: the inner allocator is a pool
@@ -165,6 +166,28 @@ typedef struct scalene_heap_wrapper {
 SCALENE_API int scalene_heap_wrap_allocator(scalene_heap_wrapper_t *w,
                                             const scalene_allocator_t *inner, unsigned int flags,
                                             size_t pool_max, scalene_allocator_t *out);
+
+/* Like scalene_heap_wrap_allocator with SCALENE_HEAP_POOLED, for a pool
+ * allocator whose free hands every block it did not allocate to another
+ * allocator (CPython's pymalloc gives them to the RAW domain:
+ * PyMem_RawFree), and whose ctx is unused (pymalloc's is NULL).  Requests of
+ * 1 to pool_max bytes are counted here; when one is sampled it is served by
+ * `fallback` (the malloc-family hooks do not count that call) instead of
+ * the pools, and out->free is pool->free itself: no free of the pools goes
+ * through this library.  A sampled block's free then reaches the domain
+ * the pool allocator forwards it to, which must be wrapped too
+ * (scalene_heap_wrap_allocator) for the free to be counted; `fallback` is
+ * that domain's inner allocator.  Bigger requests go to the pool allocator,
+ * which hands them on to that domain, where they are counted.  A realloc
+ * whose result is sampled moves to a fallback block.  Why: a wrapper
+ * around the interpreter's free costs more than its own instructions,
+ * since CPython's build inlines pymalloc's free at its call sites while
+ * the allocator is the default one, and a wrapper of free turns that into
+ * two indirect calls.  flags: SCALENE_HEAP_PYTHON or 0.  Returns 0, or
+ * SCALENE_EINVAL (a NULL argument or function, unknown flags, pool_max 0). */
+SCALENE_API int scalene_heap_wrap_pool(scalene_heap_wrapper_t *w, const scalene_allocator_t *pool,
+                                       const scalene_allocator_t *fallback, unsigned int flags,
+                                       size_t pool_max, scalene_allocator_t *out);
 
 /* Brackets a call into an allocator that reports its blocks itself (a
  * PyMem_SetAllocator hook): between enter and the matching leave, the

@@ -618,6 +618,70 @@ static void test_wrap_pooled(void **state) {
   fx_free(&fx);
 }
 
+/* scalene_heap_wrap_pool: the same bump pool, whose free hands foreign
+ * blocks to the wrapped malloc-backed allocator (g_raw), as pymalloc's
+ * hands them to the RAW domain.  At R = 1 byte every request is sampled:
+ * the 500 small ones are served by the fallback, not the pool, and count
+ * exactly once, as Python's; the free is the pool's own function, and the
+ * sampled blocks' frees are counted by g_raw's wrapper.  At R = 1 MiB
+ * nearly every small request stays in the pool. */
+static void test_wrap_pool_divert(void **state) {
+  (void)state;
+  static scalene_heap_wrapper_t w_raw, w_pool;
+  scalene_allocator_t raw = {NULL, inner_malloc, inner_calloc, inner_realloc, inner_free};
+  scalene_allocator_t pool = {NULL, pool_malloc, pool_calloc, pool_realloc, pool_free};
+  scalene_allocator_t wp;
+  assert_int_equal(scalene_heap_wrap_allocator(&w_raw, &raw, SCALENE_HEAP_PYTHON, 0, &g_raw), 0);
+  assert_int_equal(scalene_heap_wrap_pool(&w_pool, &pool, &raw, SCALENE_HEAP_PYTHON, 0, &wp),
+                   SCALENE_EINVAL); /* pool_max 0 */
+  assert_int_equal(scalene_heap_wrap_pool(&w_pool, &pool, &raw, SCALENE_HEAP_POOLED, 512, &wp),
+                   SCALENE_EINVAL); /* only SCALENE_HEAP_PYTHON */
+  assert_int_equal(scalene_heap_wrap_pool(&w_pool, &pool, &raw, SCALENE_HEAP_PYTHON, 512, &wp), 0);
+  assert_true(wp.free == pool_free);
+
+  fixture_t fx;
+  fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
+  g_pool_used = 0;
+  tl_phase = 27;
+  void *small[500], *big[4];
+  for (int i = 0; i < 500; i++) small[i] = i % 2 ? wp.malloc(wp.ctx, 512) : wp.calloc(wp.ctx, 2, 256);
+  for (int i = 0; i < 4; i++) big[i] = wp.malloc(wp.ctx, 64 * KiB); /* to the fallback domain */
+  big[0] = wp.realloc(wp.ctx, big[0], 128 * KiB); /* 64 KiB freed, 128 KiB allocated */
+  small[0] = wp.realloc(wp.ctx, small[0], 256);   /* a sampled block moves, still sampled */
+  tl_phase = 0;
+  for (int i = 0; i < 500; i++) assert_false(in_pool(small[i]));
+  for (int i = 0; i < 4; i++) assert_false(in_pool(big[i]));
+  assert_int_equal(g_pool_used, 0);
+  assert_int_equal(scalene_heap_drain(fx.h), 0);
+  const scalene_line_stats_t *l = line(fx.p, 27);
+  assert_non_null(l);
+  double want = 500.0 * 512 + 4.0 * 64 * KiB + 128.0 * KiB + 256;
+  assert_within("(divert) counted once", l->alloc_bytes, want, 1e-9);
+  assert_within("(divert) as Python's", l->python_bytes, want, 1e-9);
+  for (int i = 0; i < 500; i++) wp.free(wp.ctx, small[i]);
+  for (int i = 0; i < 4; i++) wp.free(wp.ctx, big[i]);
+  assert_int_equal(scalene_heap_drain(fx.h), 0);
+  assert_true(fabs(l->freed_bytes - l->alloc_bytes) < 1.0);
+  assert_int_equal(scalene_heap_stop(fx.h), 0);
+  fx_free(&fx);
+
+  /* R = 1 MiB: 500 x 512 bytes = 250 KiB; each request is sampled with
+   * p = 1 - exp(-512/2^20) = 4.9e-4, so the expected number outside the
+   * pool is 0.24 (P(more than 5) < 1e-6). */
+  fx_new(&fx, 1 * MiB, SCALENE_HEAP_HOOK_MALLOC);
+  g_pool_used = 0;
+  int outside = 0;
+  for (int i = 0; i < 500; i++) {
+    small[i] = wp.malloc(wp.ctx, 512);
+    outside += !in_pool(small[i]);
+  }
+  for (int i = 0; i < 500; i++) wp.free(wp.ctx, small[i]);
+  print_message("  (divert) R = 1 MiB: %d of 500 small requests sampled\n", outside);
+  assert_true(outside <= 5);
+  assert_int_equal(scalene_heap_stop(fx.h), 0);
+  fx_free(&fx);
+}
+
 /* scalene_heap_hook_alloc, as an LD_PRELOAD shim calls it: native share,
  * charged to the caller given, not counted inside enter/leave, and freed
  * through scalene_heap_record_free.  64 KiB blocks at R = 4 KiB: s/R = 16,
@@ -666,6 +730,7 @@ int main(void) {
       cmocka_unit_test(test_hook_alloc),
       cmocka_unit_test(test_wrap_allocator),
       cmocka_unit_test(test_wrap_pooled),
+      cmocka_unit_test(test_wrap_pool_divert),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
