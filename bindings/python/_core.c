@@ -685,8 +685,11 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
  *
  * With memory profiling on, the RAW, MEM and OBJ allocators are replaced
  * (PyMem_SetAllocator) by the library's wrappers of the originals
- * (scalene_heap_wrap_allocator, heap.h): one call into the library per
- * allocation or free, which counts each block once, as Python's, and keeps
+ * (scalene_heap_wrap_allocator; for pymalloc's MEM and OBJ domains
+ * scalene_heap_wrap_pool, whose free is pymalloc's own, so that the
+ * interpreter keeps the inlined free its build specialises for the default
+ * allocator, heap.h): one call into the library per allocation or free
+ * (pymalloc's frees: none), which counts each block once, as Python's, and keeps
  * the malloc hooks from counting the malloc an allocator makes; the
  * wrappers call core_locate, itself allocation-free.  The RAW domain runs
  * without the GIL, so they may run on any thread at once; they only read
@@ -742,10 +745,22 @@ static void core_mem_install(void)
     scalene_allocator_t inner = {core_mem_orig[i].ctx, core_mem_orig[i].malloc,
                                  core_mem_orig[i].calloc, core_mem_orig[i].realloc,
                                  core_mem_orig[i].free};
-    unsigned int flags = SCALENE_HEAP_PYTHON | (pooled && i > 0 ? SCALENE_HEAP_POOLED : 0);
     scalene_allocator_t out;
-    if (scalene_heap_wrap_allocator(&core_mem_wrap[i], &inner, flags, CORE_PYMALLOC_MAX,
-                                    &out) != 0)
+    int rc;
+    if (pooled && i > 0) {
+      /* pymalloc: its free stays the interpreter's own (scalene_heap_wrap_pool);
+       * sampled requests come from the RAW allocator, whose wrapper counts
+       * their frees, since pymalloc hands it every block it did not allocate. */
+      scalene_allocator_t raw = {core_mem_orig[0].ctx, core_mem_orig[0].malloc,
+                                 core_mem_orig[0].calloc, core_mem_orig[0].realloc,
+                                 core_mem_orig[0].free};
+      rc = scalene_heap_wrap_pool(&core_mem_wrap[i], &inner, &raw, SCALENE_HEAP_PYTHON,
+                                  CORE_PYMALLOC_MAX, &out);
+    } else {
+      rc = scalene_heap_wrap_allocator(&core_mem_wrap[i], &inner, SCALENE_HEAP_PYTHON,
+                                       CORE_PYMALLOC_MAX, &out);
+    }
+    if (rc != 0)
       continue; /* cannot happen: CPython's allocators have all four functions */
     PyMemAllocatorEx hook = {out.ctx, out.malloc, out.calloc, out.realloc, out.free};
     PyMem_SetAllocator(core_mem_domains[i], &hook);
