@@ -1029,6 +1029,17 @@ static int profiler_stop_impl(ProfilerObject *self)
   return rc;
 }
 
+/* Frees the samplers (stopped) and forgets them. */
+static void profiler_free_samplers(ProfilerObject *self)
+{
+  scalene_memcpy_free(self->copy);
+  self->copy = NULL;
+  scalene_heap_free(self->heap);
+  self->heap = NULL;
+  scalene_sampler_free(self->sampler);
+  self->sampler = NULL;
+}
+
 static void profiler_dealloc(PyObject *op)
 {
   ProfilerObject *self = (ProfilerObject *)op;
@@ -1040,9 +1051,7 @@ static void profiler_dealloc(PyObject *op)
       PyErr_WriteUnraisable(op);
     PyErr_Restore(type, value, tb);
   }
-  scalene_memcpy_free(self->copy);
-  scalene_heap_free(self->heap);
-  scalene_sampler_free(self->sampler);
+  profiler_free_samplers(self);
   scalene_profile_free(self->profile);
   core_filter_clear(&self->filter);
   Py_XDECREF(self->program_path);
@@ -1459,12 +1468,7 @@ static PyObject *profiler_reset_after_fork(PyObject *op, PyObject *Py_UNUSED(ign
   int was_running = self->running;
   if (self->running)
     (void)profiler_stop_impl(self); /* the sampler says ESTATE: it has no thread here */
-  scalene_memcpy_free(self->copy);
-  self->copy = NULL;
-  scalene_heap_free(self->heap);
-  self->heap = NULL;
-  scalene_sampler_free(self->sampler);
-  self->sampler = NULL;
+  profiler_free_samplers(self);
   scalene_profile_free(self->profile);
   self->profile = scalene_profile_new();
   if (self->profile == NULL)
