@@ -110,6 +110,15 @@ typedef struct scalene__share {
   const char *name;
 } share_t;
 int scalene__cmp_share(const void *a, const void *b);
+/* Whether the views show memory columns: the profile has memory data and
+ * something was allocated, reached a footprint or copied. */
+int scalene__view_memory(const scalene_profile_t *p, const scalene_profile_info_t *info);
+/* The files the views show, in their order (scalene__cmp_share): those
+ * with at least opts->cpu_percent_threshold % of the CPU time, and with
+ * memory shown, those that allocated or copied at least 1 MB.  A malloc'ed
+ * array of *shown entries (never NULL when it succeeds), or NULL. */
+share_t *scalene__view_files(const scalene_profile_t *p, const scalene_profile_info_t *info,
+                             int memory, const scalene_output_options_t *opts, size_t *shown);
 /* output_json.c (A): whether the profile holds source text for file f (a
  * loaded profile does); then that text is shown, not the file on disk. */
 int scalene__file_has_source(const scalene_profile_t *p, size_t f);

@@ -596,23 +596,10 @@ static int render(const scalene_profile_t *p, FILE *f, const scalene_output_opti
                info.alloc_bytes,
                0,
                scalene__profile_seconds_unknown(p)};
-  size_t nf = scalene_profile_file_count(p);
-  if (info.memory) {
-    pg.memory = info.alloc_bytes > 0 || info.max_footprint_bytes > 0;
-    for (size_t i = 0; !pg.memory && i < nf; i++)
-      pg.memory = scalene_profile_file(p, i)->copy_bytes > 0;
-  }
-  share_t *shares = calloc(nf ? nf : 1, sizeof *shares);
+  pg.memory = scalene__view_memory(p, &info);
+  size_t shown;
+  share_t *shares = scalene__view_files(p, &info, pg.memory, opts, &shown);
   if (shares == NULL) return SCALENE_ENOMEM;
-  size_t shown = 0;
-  for (size_t i = 0; i < nf; i++) {
-    const scalene_file_stats_t *fs = scalene_profile_file(p, i);
-    double sec = scalene__sum3(fs->cpu_sec);
-    if ((pg.total > 0 && sec > 0 && 100.0 * sec / pg.total >= opts->cpu_percent_threshold) ||
-        (pg.memory && fs->alloc_bytes + fs->copy_bytes >= MB))
-      shares[shown++] = (share_t){i, sec, fs->name};
-  }
-  qsort(shares, shown, sizeof *shares, scalene__cmp_share);
 
   fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",

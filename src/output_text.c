@@ -410,6 +410,34 @@ int scalene__cmp_share(const void *a, const void *b) {
   return strcmp(x->name, y->name);
 }
 
+/* internal.h */
+int scalene__view_memory(const scalene_profile_t *p, const scalene_profile_info_t *info) {
+  if (!info->memory) return 0;
+  if (info->alloc_bytes > 0 || info->max_footprint_bytes > 0) return 1;
+  size_t nf = scalene_profile_file_count(p);
+  for (size_t i = 0; i < nf; i++)
+    if (scalene_profile_file(p, i)->copy_bytes > 0) return 1;
+  return 0;
+}
+
+share_t *scalene__view_files(const scalene_profile_t *p, const scalene_profile_info_t *info,
+                             int memory, const scalene_output_options_t *opts, size_t *shown) {
+  double total = info->total_cpu_sec;
+  size_t nf = scalene_profile_file_count(p), n = 0;
+  share_t *shares = calloc(nf ? nf : 1, sizeof *shares);
+  if (shares == NULL) return NULL;
+  for (size_t i = 0; i < nf; i++) {
+    const scalene_file_stats_t *fs = scalene_profile_file(p, i);
+    double sec = scalene__sum3(fs->cpu_sec);
+    if ((total > 0 && sec > 0 && 100.0 * sec / total >= opts->cpu_percent_threshold) ||
+        (memory && fs->alloc_bytes + fs->copy_bytes >= MB))
+      shares[n++] = (share_t){i, sec, fs->name};
+  }
+  qsort(shares, n, sizeof *shares, scalene__cmp_share);
+  *shown = n;
+  return shares;
+}
+
 int scalene_output_text(const scalene_profile_t *p, FILE *f,
                         const scalene_output_options_t *opts) {
   if (p == NULL || f == NULL) return SCALENE_EINVAL;
@@ -423,24 +451,12 @@ int scalene_output_text(const scalene_profile_t *p, FILE *f,
   scalene_profile_get_info(p, &info);
   view_t v = {f,          opts, info.total_cpu_sec, 0, info.elapsed_sec, info.alloc_bytes,
               scalene__profile_seconds_unknown(p)};
-  size_t nf = scalene_profile_file_count(p);
-  if (info.memory) {
-    v.memory = info.alloc_bytes > 0 || info.max_footprint_bytes > 0;
-    for (size_t i = 0; !v.memory && i < nf; i++)
-      v.memory = scalene_profile_file(p, i)->copy_bytes > 0;
-  }
-  share_t *shares = calloc(nf ? nf : 1, sizeof *shares);
+  v.memory = scalene__view_memory(p, &info);
+  size_t shown;
+  share_t *shares = scalene__view_files(p, &info, v.memory, opts, &shown);
   if (shares == NULL) {
     scalene__profile_unlock(p);
     return SCALENE_ENOMEM;
-  }
-  size_t shown = 0;
-  for (size_t i = 0; i < nf; i++) {
-    const scalene_file_stats_t *fs = scalene_profile_file(p, i);
-    double sec = scalene__sum3(fs->cpu_sec);
-    if ((v.total > 0 && sec > 0 && 100.0 * sec / v.total >= opts->cpu_percent_threshold) ||
-        (v.memory && fs->alloc_bytes + fs->copy_bytes >= MB))
-      shares[shown++] = (share_t){i, sec, fs->name};
   }
   if (v.memory) {
     /* Scalene's memory header line. */
@@ -465,7 +481,6 @@ int scalene_output_text(const scalene_profile_t *p, FILE *f,
       fprintf(f, "No profiled file reached %.4g%% of the %s of CPU time sampled.\n",
               opts->cpu_percent_threshold, t);
   } else {
-    qsort(shares, shown, sizeof *shares, scalene__cmp_share);
     for (size_t i = 0; i < shown; i++) file_table(&v, p, shares[i].index);
   }
   scalene__profile_unlock(p);
