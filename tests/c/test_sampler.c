@@ -327,18 +327,18 @@ static void test_options(void **state) {
 
 /* ------------------------------------------------------------ (a) shares */
 
-/* 600 ms then 200 ms of CPU in one thread, interval 2 ms.  The A->B change
- * moves at most g from A to B, the end loses at most g of B, so A/(A+B)
- * lies in [(600-g)/(800-g), 600/(800-g)]: for g = 6 ms [74.8 %, 75.6 %],
- * and the +-3 points asserted hold up to g = 20 ms ([72.4 %, 76.9 %]). */
-static void test_phase_shares(void **state) {
-  (void)state;
+/* Spins a_ns of CPU time in phase 1, then b_ns in phase 2, under a fresh
+ * sampler from make(), and measures again, at most 5 times, while the
+ * largest gap between samples (the tail after the last one included) is
+ * at least g_max: a starved machine (load far above the cores) stretches
+ * the gaps past the point where a share test says anything.  Returns that
+ * gap in seconds; *pp and *sp are the last profile and (stopped) sampler;
+ * ru, unless NULL, the thread's rusage before and after phase 1. */
+static double two_phases(scalene_sampler_t *(*make)(scalene_profile_t *), uint64_t a_ns,
+                         uint64_t b_ns, double g_max, scalene_profile_t **pp,
+                         scalene_sampler_t **sp, struct rusage ru[2]) {
   scalene_profile_t *p = NULL;
   scalene_sampler_t *s = NULL;
-  struct rusage ru0, ru1;
-  /* The bound below follows the largest gap between samples, which a
-   * starved machine (load far above the cores) stretches past the point
-   * where the test says anything: measure again then, at most 5 times. */
   double g = 0.0;
   for (int attempt = 0; attempt < 5; attempt++) {
     if (s != NULL) {
@@ -347,25 +347,43 @@ static void test_phase_shares(void **state) {
       scalene_profile_free(p);
     }
     p = scalene_profile_new();
-    s = make_sampler(p, 2 * MS, 0, NULL);
+    s = make(p);
     gap_watch(my_tid());
     start_ok(s);
-    getrusage(RUSAGE_THREAD, &ru0);
+    if (ru != NULL) getrusage(RUSAGE_THREAD, &ru[0]);
     uint64_t c0 = thread_cpu_ns();
     set_phase(1);
-    spin_cpu(600 * MS);
-    getrusage(RUSAGE_THREAD, &ru1);
+    spin_cpu(a_ns);
+    if (ru != NULL) getrusage(RUSAGE_THREAD, &ru[1]);
     set_phase(2);
-    spin_cpu(200 * MS);
+    spin_cpu(b_ns);
     uint64_t c1 = thread_cpu_ns();
     set_phase(0);
-    /* The largest gap, counting the tail after the last sample. */
     g = (double)atomic_load(&g_gap_max_ns) * 1e-9;
     double tail = gap_tail_end(c0, c1);
     if (tail > g) g = tail;
     assert_int_equal(scalene_sampler_stop(s), 0);
-    if (g < 0.080) break;
+    if (g < g_max) break;
   }
+  *pp = p;
+  *sp = s;
+  return g;
+}
+
+static scalene_sampler_t *make_shares_sampler(scalene_profile_t *p) {
+  return make_sampler(p, 2 * MS, 0, NULL);
+}
+
+/* 600 ms then 200 ms of CPU in one thread, interval 2 ms.  The A->B change
+ * moves at most g from A to B, the end loses at most g of B, so A/(A+B)
+ * lies in [(600-g)/(800-g), 600/(800-g)]: for g = 6 ms [74.8 %, 75.6 %],
+ * and the +-3 points asserted hold up to g = 20 ms ([72.4 %, 76.9 %]). */
+static void test_phase_shares(void **state) {
+  (void)state;
+  scalene_profile_t *p = NULL;
+  scalene_sampler_t *s = NULL;
+  struct rusage ru[2];
+  double g = two_phases(make_shares_sampler, 600 * MS, 200 * MS, 0.080, &p, &s, ru);
   double a = phase_sec(p, 1, -1), b = phase_sec(p, 2, -1);
   scalene_sampler_stats_t st = stats_of(s);
   print_message("    A %.4f s, B %.4f s, share %.2f %%, %llu samples, %llu dropped\n", a, b,
@@ -397,8 +415,8 @@ static void test_phase_shares(void **state) {
    * the split is dstime/(dutime+dstime) weighted by the CPU time of the
    * sample, which sums to the phase's dstime up to the two phase edges
    * (one interval each: 2 x 2 ms of 600 ms, under 1 point). */
-  double truth_sys = tv_sec(ru1.ru_stime) - tv_sec(ru0.ru_stime);
-  double truth_all = truth_sys + tv_sec(ru1.ru_utime) - tv_sec(ru0.ru_utime);
+  double truth_sys = tv_sec(ru[1].ru_stime) - tv_sec(ru[0].ru_stime);
+  double truth_all = truth_sys + tv_sec(ru[1].ru_utime) - tv_sec(ru[0].ru_utime);
   double sys_a = phase_sec(p, 1, SCALENE_CPU_SYSTEM);
   print_message("    phase A: native %.4f, system %.4f s; rusage system share %.2f %%\n",
                 phase_sec(p, 1, SCALENE_CPU_NATIVE), sys_a, 100.0 * truth_sys / truth_all);
@@ -1138,6 +1156,10 @@ static void test_stack_options(void **state) {
   scalene_profile_free(p);
 }
 
+static scalene_sampler_t *make_cpu_stack_sampler(scalene_profile_t *p) {
+  return make_stack_sampler(p, 0);
+}
+
 /* 300 ms of CPU in phase 1 (stack X), then 100 ms in phase 2 (stack Y),
  * interval 2 ms.  Each record carries its stack, so the stacks charge the
  * very records the line table does: stack X holds exactly phase 1's
@@ -1151,30 +1173,7 @@ static void test_stacks(void **state) {
   (void)state;
   scalene_profile_t *p = NULL;
   scalene_sampler_t *s = NULL;
-  double g = 0.0;
-  for (int attempt = 0; attempt < 5; attempt++) {
-    if (s != NULL) {
-      print_message("    largest gap %.1f ms: the machine is starved, measuring again\n", g * 1e3);
-      scalene_sampler_free(s);
-      scalene_profile_free(p);
-    }
-    p = scalene_profile_new();
-    s = make_stack_sampler(p, 0);
-    gap_watch(my_tid());
-    start_ok(s);
-    uint64_t c0 = thread_cpu_ns();
-    set_phase(1);
-    spin_cpu(300 * MS);
-    set_phase(2);
-    spin_cpu(100 * MS);
-    uint64_t c1 = thread_cpu_ns();
-    set_phase(0);
-    g = (double)atomic_load(&g_gap_max_ns) * 1e-9;
-    double tail = gap_tail_end(c0, c1);
-    if (tail > g) g = tail;
-    assert_int_equal(scalene_sampler_stop(s), 0);
-    if (g < 0.040) break;
-  }
+  double g = two_phases(make_cpu_stack_sampler, 300 * MS, 100 * MS, 0.040, &p, &s, NULL);
   double x[3], y[3];
   uint64_t nx, ny;
   stack_of(p, STACK_X, x, &nx);
