@@ -657,6 +657,8 @@ static void *wrap_divert_realloc(void *ctx, void *ptr, size_t size) {
     tl_countdown = c;
     return p;
   }
+  if (!atomic_load_explicit(&scalene__heap_active, memory_order_relaxed))
+    return p; /* no sampler (a wrapper that outlived it): nothing to sample */
   scalene__depth_enter();
   void *q = w->fallback.malloc(w->fallback.ctx, size);
   if (q) {
