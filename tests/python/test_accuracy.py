@@ -177,15 +177,25 @@ def helper_module():
 # ---------------------------------------------------------------- tests
 
 def test_split_3_to_1(tmp_path):
-    """heavy() does 3x the work of light(), alternating 10 times."""
-    prof, truth, _ = run_profiled(tmp_path, "split31.py", options=VIRTUAL)
+    """heavy() does 3x the work of light(), alternating 10 times.
+
+    3x the work is 3x the CPU time only while the machine runs both at one
+    speed: on a shared VM one run measured (thread_time) 71.15 % for heavy,
+    and the profile said 71.10 %.  A run whose own truth strays more than
+    1.5 points from 75 % is measured again (at most 4 runs); the profile is
+    held to the nominal 75 % and to that run's truth either way."""
     fr = function_ranges("split31.py")
+    for attempt in range(4):
+        prof, truth, _ = run_profiled(tmp_path, "split31.py", options=VIRTUAL)
+        true_share = 100.0 * truth["cpu"]["heavy"] / (truth["cpu"]["heavy"] + truth["cpu"]["light"])
+        if abs(true_share - 75.0) <= 1.5:
+            break
+        print(f"\nsplit31: the machine gave heavy {true_share:.2f} % of the CPU time; again")
     heavy = prof.span_sec(*fr["heavy"])
     light = prof.span_sec(*fr["light"])
     both = heavy + light
     assert both > 0, prof.describe(range(*fr["heavy"]))
     share = 100.0 * heavy / both
-    true_share = 100.0 * truth["cpu"]["heavy"] / (truth["cpu"]["heavy"] + truth["cpu"]["light"])
     T = truth["cpu"]["heavy"] + truth["cpu"]["light"]
     print(f"\nsplit31: heavy {heavy:.3f}s light {light:.3f}s -> {share:.2f} % "
           f"(truth {true_share:.2f} %, nominal 75 %)")
