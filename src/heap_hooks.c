@@ -29,7 +29,8 @@
  *   - an allocation subtracts its size from the countdown and compares the
  *     countdown's start generation with the current one (note_alloc; the
  *     pooled wrappers do it before the inner call, which they then make as
- *     a tail call);
+ *     a tail call, and with SCALENE_HEAP_SERIALIZED on the wrapper's own
+ *     countdown instead of the thread's);
  *   - a free reads one counter of the page filter, through a pointer that
  *     is never NULL (scalene__heap_pages: a zero array while no sampler
  *     owns it).
@@ -635,6 +636,20 @@ static void *wrap_divert_calloc(void *ctx, size_t nelem, size_t elsize) {
   return w->inner.calloc(w->inner.ctx, nelem, elsize);
 }
 
+/* Moves the pools' block p (size bytes, a realloc's result) to a block of
+ * the fallback allocator, both calls bracketed.  Returns the new block, or
+ * NULL (no memory: p stays as it is). */
+static void *move_to_fallback(const scalene_heap_wrapper_t *w, void *p, size_t size) {
+  scalene__depth_enter();
+  void *q = w->fallback.malloc(w->fallback.ctx, size);
+  if (q) {
+    memcpy(q, p, size);
+    w->inner.free(w->inner.ctx, p);
+  }
+  scalene__depth_leave();
+  return q;
+}
+
 /* A realloc: the old block leaves the table (a sampled one is the
  * fallback's: the pool allocator forwards it there), the pool allocator
  * moves it inside a bracket, and the result is counted here.  When the new
@@ -659,13 +674,7 @@ static void *wrap_divert_realloc(void *ctx, void *ptr, size_t size) {
   }
   if (!atomic_load_explicit(&scalene__heap_active, memory_order_relaxed))
     return p; /* no sampler (a wrapper that outlived it): nothing to sample */
-  scalene__depth_enter();
-  void *q = w->fallback.malloc(w->fallback.ctx, size);
-  if (q) {
-    memcpy(q, p, size);
-    w->inner.free(w->inner.ctx, p);
-  }
-  scalene__depth_leave();
+  void *q = move_to_fallback(w, p, size);
   if (q == NULL) { /* no memory for the move: keep the pools' block, uncounted */
     tl_countdown = 1;
     return p;
@@ -674,21 +683,134 @@ static void *wrap_divert_realloc(void *ctx, void *ptr, size_t size) {
   return q;
 }
 
+/* SCALENE_HEAP_SERIALIZED (heap.h): the wrappers of scalene_heap_wrap_pool
+ * on the wrapper's own countdown, w->countdown, drawn for the start
+ * w->gen from w->rng.  The caller serialises every call of these three
+ * functions (Python's GIL), so they read and write *w without atomics.
+ * Requests bigger than pool_max and the blocks of a bigger realloc are the
+ * fallback domain's, counted as by the other wrappers. */
+
+/* countdown_absorbs on w's countdown. */
+static inline __attribute__((always_inline)) int serial_absorbs(const scalene_heap_wrapper_t *w,
+                                                                int64_t size, int64_t *c_out) {
+  int64_t c = (int64_t)((uint64_t)w->countdown - (uint64_t)size);
+  *c_out = c;
+  return __builtin_expect(
+      c > 0 && w->gen == atomic_load_explicit(&scalene__heap_gen, memory_order_relaxed), 1);
+}
+
+/* w's countdown c crossed zero at a request of size bytes, or was drawn
+ * for an earlier start: draws it again.  Returns the running sampler when
+ * the request is to be sampled, else NULL: no sampler runs (the countdown
+ * is parked until the next start changes the generation), a countdown
+ * drawn now absorbs it, or the calling thread is inside a bracket, whose
+ * allocations are not counted (its sample is dropped: see heap.h). */
+static __attribute__((noinline)) struct scalene_heap *serial_crossed(scalene_heap_wrapper_t *w,
+                                                                     int64_t size) {
+  uint32_t gen = atomic_load_explicit(&scalene__heap_gen, memory_order_relaxed);
+  struct scalene_heap *h = atomic_load_explicit(&scalene__heap_active, memory_order_acquire);
+  if (!h) { /* parked: the fast path absorbs everything until a start changes gen */
+    w->countdown = INT64_MAX;
+    w->gen = gen;
+    return NULL;
+  }
+  if (w->rng == 0 || w->gen != gen) { /* the first request since start: draw, then count */
+    if (w->rng == 0) scalene__rng_seed(&w->rng);
+    w->gen = gen;
+    int64_t c = scalene__draw_countdown(&w->rng, h->mean) - size;
+    if (c > 0) {
+      w->countdown = c;
+      return NULL;
+    }
+  }
+  w->countdown = scalene__draw_countdown(&w->rng, h->mean);
+  return tl_depth == 0 ? h : NULL;
+}
+
+static __attribute__((noinline)) void *serial_divert(scalene_heap_wrapper_t *w, size_t size,
+                                                     int zero, uintptr_t pc) {
+  struct scalene_heap *h = serial_crossed(w, (int64_t)size);
+  if (h == NULL)
+    return zero ? w->inner.calloc(w->inner.ctx, 1, size) : w->inner.malloc(w->inner.ctx, size);
+  scalene__depth_enter();
+  void *p = zero ? w->fallback.calloc(w->fallback.ctx, 1, size)
+                 : w->fallback.malloc(w->fallback.ctx, size);
+  scalene__depth_leave();
+  if (p) sample_alloc(h, p, size, w->flags & SCALENE_HEAP_PYTHON, pc);
+  return p;
+}
+
+static void *wrap_serial_malloc(void *ctx, size_t size) {
+  scalene_heap_wrapper_t *w = ctx;
+  int64_t c;
+  if (__builtin_expect(size - 1 < w->pool_max, 1)) {
+    if (serial_absorbs(w, (int64_t)size, &c)) {
+      w->countdown = c;
+      return w->inner.malloc(w->inner.ctx, size);
+    }
+    return serial_divert(w, size, 0, PC());
+  }
+  return w->inner.malloc(w->inner.ctx, size); /* the pool hands it to the fallback's domain */
+}
+
+static void *wrap_serial_calloc(void *ctx, size_t nelem, size_t elsize) {
+  scalene_heap_wrapper_t *w = ctx;
+  size_t total;
+  int64_t c;
+  if (!__builtin_mul_overflow(nelem, elsize, &total) && total - 1 < w->pool_max) {
+    if (serial_absorbs(w, (int64_t)total, &c)) {
+      w->countdown = c;
+      return w->inner.calloc(w->inner.ctx, nelem, elsize);
+    }
+    return serial_divert(w, total, 1, PC());
+  }
+  return w->inner.calloc(w->inner.ctx, nelem, elsize);
+}
+
+/* wrap_divert_realloc on w's countdown. */
+static void *wrap_serial_realloc(void *ctx, void *ptr, size_t size) {
+  scalene_heap_wrapper_t *w = ctx;
+  if (ptr) note_free(ptr);
+  scalene__depth_enter();
+  void *p = w->inner.realloc(w->inner.ctx, ptr, size);
+  scalene__depth_leave();
+  if (p == NULL) return p;
+  if (size - 1 >= w->pool_max) { /* the fallback domain's block, its inner call bracketed */
+    note_alloc(p, size, w->flags & SCALENE_HEAP_PYTHON, PC());
+    return p;
+  }
+  int64_t c;
+  if (serial_absorbs(w, (int64_t)size, &c)) {
+    w->countdown = c;
+    return p;
+  }
+  struct scalene_heap *h = serial_crossed(w, (int64_t)size);
+  if (h == NULL) return p;
+  void *q = move_to_fallback(w, p, size);
+  if (q == NULL) return p; /* no memory for the move: keep the pools' block, uncounted */
+  sample_alloc(h, q, size, w->flags & SCALENE_HEAP_PYTHON, PC());
+  return q;
+}
+
 SCALENE_API int scalene_heap_wrap_pool(scalene_heap_wrapper_t *w, const scalene_allocator_t *pool,
                                        const scalene_allocator_t *fallback, unsigned int flags,
                                        size_t pool_max, scalene_allocator_t *out) {
   if (!w || !pool || !fallback || !out || !pool->malloc || !pool->calloc || !pool->realloc ||
       !pool->free || !fallback->malloc || !fallback->calloc || !fallback->free ||
-      (flags & ~(unsigned int)SCALENE_HEAP_PYTHON) || pool_max == 0)
+      (flags & ~(unsigned int)(SCALENE_HEAP_PYTHON | SCALENE_HEAP_SERIALIZED)) || pool_max == 0)
     return SCALENE_EINVAL;
   w->inner = *pool;
   w->fallback = *fallback;
   w->flags = flags | SCALENE_HEAP_POOLED;
   w->pool_max = pool_max;
+  w->countdown = 0; /* drawn at the first request */
+  w->gen = 0;
+  w->rng = 0;
   out->ctx = w;
-  out->malloc = wrap_divert_malloc;
-  out->calloc = wrap_divert_calloc;
-  out->realloc = wrap_divert_realloc;
+  int serial = (flags & SCALENE_HEAP_SERIALIZED) != 0;
+  out->malloc = serial ? wrap_serial_malloc : wrap_divert_malloc;
+  out->calloc = serial ? wrap_serial_calloc : wrap_divert_calloc;
+  out->realloc = serial ? wrap_serial_realloc : wrap_divert_realloc;
   out->free = pool->free; /* and ctx w, which a pool allocator like pymalloc ignores */
   return 0;
 }

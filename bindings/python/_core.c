@@ -710,6 +710,18 @@ static const PyMemAllocatorDomain core_mem_domains[3] = {PYMEM_DOMAIN_RAW, PYMEM
  * domain. */
 #define CORE_PYMALLOC_MAX 512
 
+/* Before 3.12 the MEM and OBJ domains are called with the GIL held, so
+ * their wrappers may count on a countdown of their own
+ * (SCALENE_HEAP_SERIALIZED: fewer instructions on the interpreter's most
+ * frequent call).  From 3.12 on every allocator must be thread-safe
+ * (subinterpreters with a GIL of their own allocate at the same time), and
+ * they count on the calling thread's. */
+#if PY_VERSION_HEX < 0x030C0000
+#define CORE_POOL_SERIALIZED SCALENE_HEAP_SERIALIZED
+#else
+#define CORE_POOL_SERIALIZED 0u
+#endif
+
 /* pymalloc's arenas are the pools' memory, counted block by block by the
  * pooled wrappers: the mmap that makes an arena is not counted again. */
 static void *core_arena_alloc(void *ctx, size_t size)
@@ -754,8 +766,9 @@ static void core_mem_install(void)
       scalene_allocator_t raw = {core_mem_orig[0].ctx, core_mem_orig[0].malloc,
                                  core_mem_orig[0].calloc, core_mem_orig[0].realloc,
                                  core_mem_orig[0].free};
-      rc = scalene_heap_wrap_pool(&core_mem_wrap[i], &inner, &raw, SCALENE_HEAP_PYTHON,
-                                  CORE_PYMALLOC_MAX, &out);
+      rc = scalene_heap_wrap_pool(&core_mem_wrap[i], &inner, &raw,
+                                  SCALENE_HEAP_PYTHON | CORE_POOL_SERIALIZED, CORE_PYMALLOC_MAX,
+                                  &out);
     } else {
       rc = scalene_heap_wrap_allocator(&core_mem_wrap[i], &inner, SCALENE_HEAP_PYTHON,
                                        CORE_PYMALLOC_MAX, &out);

@@ -624,25 +624,36 @@ static void test_wrap_pooled(void **state) {
  * the 500 small ones are served by the fallback, not the pool, and count
  * exactly once, as Python's; the free is the pool's own function, and the
  * sampled blocks' frees are counted by g_raw's wrapper.  At R = 1 MiB
- * nearly every small request stays in the pool. */
-static void test_wrap_pool_divert(void **state) {
-  (void)state;
+ * nearly every small request stays in the pool.  `serial`: the same with
+ * SCALENE_HEAP_SERIALIZED (the wrapper's own countdown). */
+static void check_pool_divert(unsigned int serial, int phase) {
   static scalene_heap_wrapper_t w_raw, w_pool;
   scalene_allocator_t raw = {NULL, inner_malloc, inner_calloc, inner_realloc, inner_free};
   scalene_allocator_t pool = {NULL, pool_malloc, pool_calloc, pool_realloc, pool_free};
   scalene_allocator_t wp;
   assert_int_equal(scalene_heap_wrap_allocator(&w_raw, &raw, SCALENE_HEAP_PYTHON, 0, &g_raw), 0);
-  assert_int_equal(scalene_heap_wrap_pool(&w_pool, &pool, &raw, SCALENE_HEAP_PYTHON, 0, &wp),
-                   SCALENE_EINVAL); /* pool_max 0 */
+  assert_int_equal(
+      scalene_heap_wrap_pool(&w_pool, &pool, &raw, SCALENE_HEAP_PYTHON | serial, 0, &wp),
+      SCALENE_EINVAL); /* pool_max 0 */
   assert_int_equal(scalene_heap_wrap_pool(&w_pool, &pool, &raw, SCALENE_HEAP_POOLED, 512, &wp),
-                   SCALENE_EINVAL); /* only SCALENE_HEAP_PYTHON */
-  assert_int_equal(scalene_heap_wrap_pool(&w_pool, &pool, &raw, SCALENE_HEAP_PYTHON, 512, &wp), 0);
+                   SCALENE_EINVAL); /* only SCALENE_HEAP_PYTHON and SCALENE_HEAP_SERIALIZED */
+  assert_int_equal(
+      scalene_heap_wrap_pool(&w_pool, &pool, &raw, SCALENE_HEAP_PYTHON | serial, 512, &wp), 0);
   assert_true(wp.free == pool_free);
 
   fixture_t fx;
+  /* A start with another mean first: a countdown drawn for it must not run
+   * on into the next start's (R = 1 byte: every request sampled). */
+  fx_new(&fx, 1 * MiB, SCALENE_HEAP_HOOK_MALLOC);
+  g_pool_used = 0;
+  void *first = wp.malloc(wp.ctx, 64);
+  wp.free(wp.ctx, first);
+  assert_int_equal(scalene_heap_stop(fx.h), 0);
+  fx_free(&fx);
+
   fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
   g_pool_used = 0;
-  tl_phase = 27;
+  tl_phase = phase;
   void *small[500], *big[4];
   for (int i = 0; i < 500; i++) small[i] = i % 2 ? wp.malloc(wp.ctx, 512) : wp.calloc(wp.ctx, 2, 256);
   for (int i = 0; i < 4; i++) big[i] = wp.malloc(wp.ctx, 64 * KiB); /* to the fallback domain */
@@ -653,7 +664,7 @@ static void test_wrap_pool_divert(void **state) {
   for (int i = 0; i < 4; i++) assert_false(in_pool(big[i]));
   assert_int_equal(g_pool_used, 0);
   assert_int_equal(scalene_heap_drain(fx.h), 0);
-  const scalene_line_stats_t *l = line(fx.p, 27);
+  const scalene_line_stats_t *l = line(fx.p, phase);
   assert_non_null(l);
   double want = 500.0 * 512 + 4.0 * 64 * KiB + 128.0 * KiB + 256;
   assert_within("(divert) counted once", l->alloc_bytes, want, 1e-9);
@@ -662,6 +673,17 @@ static void test_wrap_pool_divert(void **state) {
   for (int i = 0; i < 4; i++) wp.free(wp.ctx, big[i]);
   assert_int_equal(scalene_heap_drain(fx.h), 0);
   assert_true(fabs(l->freed_bytes - l->alloc_bytes) < 1.0);
+  /* Inside a bracket (a thread of the profiler's own) nothing is counted
+   * and the requests stay in the pool. */
+  uint64_t samples = hstats(fx.h).samples;
+  g_pool_used = 0;
+  tl_phase = phase;
+  scalene_heap_enter();
+  for (int i = 0; i < 100; i++) small[i] = wp.malloc(wp.ctx, 128);
+  scalene_heap_leave();
+  tl_phase = 0;
+  for (int i = 0; i < 100; i++) assert_true(in_pool(small[i]));
+  assert_int_equal(hstats(fx.h).samples, samples);
   assert_int_equal(scalene_heap_stop(fx.h), 0);
   fx_free(&fx);
 
@@ -676,9 +698,58 @@ static void test_wrap_pool_divert(void **state) {
     outside += !in_pool(small[i]);
   }
   for (int i = 0; i < 500; i++) wp.free(wp.ctx, small[i]);
-  print_message("  (divert) R = 1 MiB: %d of 500 small requests sampled\n", outside);
+  print_message("  (divert%s) R = 1 MiB: %d of 500 small requests sampled\n",
+                serial ? ", serialized" : "", outside);
   assert_true(outside <= 5);
   assert_int_equal(scalene_heap_stop(fx.h), 0);
+  fx_free(&fx);
+}
+
+static void test_wrap_pool_divert(void **state) {
+  (void)state;
+  check_pool_divert(0, 27);
+}
+
+static void test_wrap_pool_serialized(void **state) {
+  (void)state;
+  check_pool_divert(SCALENE_HEAP_SERIALIZED, 28);
+}
+
+/* SCALENE_HEAP_SERIALIZED at a mean the requests do not swamp: 200 000
+ * requests of 256 bytes at R = 16 KiB, every other one made inside a
+ * bracket, whose samples are dropped.  The unbracketed half, 25.6 MB, is
+ * estimated from ~1560 samples: each is taken with p = 1 - exp(-256/16384)
+ * and weighs 256/p, so the estimate's relative sigma is
+ * sqrt((1-p)/(p N)) = sqrt(63.5/100000) = 2.5 %; 4 sigma is 10 %. */
+static void test_wrap_pool_serialized_estimate(void **state) {
+  (void)state;
+  static scalene_heap_wrapper_t w_raw, w_pool;
+  scalene_allocator_t raw = {NULL, inner_malloc, inner_calloc, inner_realloc, inner_free};
+  scalene_allocator_t pool = {NULL, pool_malloc, pool_calloc, pool_realloc, pool_free};
+  scalene_allocator_t wp;
+  assert_int_equal(scalene_heap_wrap_allocator(&w_raw, &raw, SCALENE_HEAP_PYTHON, 0, &g_raw), 0);
+  assert_int_equal(scalene_heap_wrap_pool(&w_pool, &pool, &raw,
+                                          SCALENE_HEAP_PYTHON | SCALENE_HEAP_SERIALIZED, 512, &wp),
+                   0);
+  fixture_t fx;
+  fx_new(&fx, 16 * KiB, SCALENE_HEAP_HOOK_MALLOC);
+  tl_phase = 29;
+  const int n = 200000;
+  for (int i = 0; i < n; i++) {
+    g_pool_used = 0; /* the pool block is free again at once */
+    if (i % 2) scalene_heap_enter();
+    void *p = wp.malloc(wp.ctx, 256);
+    if (i % 2) scalene_heap_leave();
+    wp.free(wp.ctx, p);
+    assert_int_equal(scalene_heap_drain(fx.h) >= 0, 1);
+  }
+  tl_phase = 0;
+  assert_int_equal(scalene_heap_stop(fx.h), 0);
+  const scalene_line_stats_t *l = line(fx.p, 29);
+  assert_non_null(l);
+  print_message("  (serialized) %.0f samples' worth\n", l->alloc_bytes / (16.0 * KiB));
+  assert_within("(serialized) unbracketed half", l->alloc_bytes, n / 2 * 256.0, 0.10);
+  assert_true(fabs(l->freed_bytes - l->alloc_bytes) < 1.0);
   fx_free(&fx);
 }
 
@@ -731,6 +802,8 @@ int main(void) {
       cmocka_unit_test(test_wrap_allocator),
       cmocka_unit_test(test_wrap_pooled),
       cmocka_unit_test(test_wrap_pool_divert),
+      cmocka_unit_test(test_wrap_pool_serialized),
+      cmocka_unit_test(test_wrap_pool_serialized_estimate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
