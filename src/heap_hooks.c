@@ -655,18 +655,29 @@ static void *move_to_fallback(const scalene_heap_wrapper_t *w, void *p, size_t s
  * moves it inside a bracket, and the result is counted here.  When the new
  * size is a pool request and its countdown crosses, the result moves on to
  * a fallback block: a sampled block must never be the pools', whose free
- * is not seen. */
-static void *wrap_divert_realloc(void *ctx, void *ptr, size_t size) {
-  const scalene_heap_wrapper_t *w = ctx;
+ * is not seen.  divert_realloc_begin is the part that does not depend on
+ * whose countdown counts: it returns 1 when *out is the result (NULL, or
+ * the fallback domain's block, counted), 0 for a pool-sized block still to
+ * count. */
+static inline __attribute__((always_inline)) int divert_realloc_begin(
+    const scalene_heap_wrapper_t *w, void *ptr, size_t size, uintptr_t pc, void **out) {
   if (ptr) note_free(ptr);
   scalene__depth_enter();
   void *p = w->inner.realloc(w->inner.ctx, ptr, size);
   scalene__depth_leave();
-  if (p == NULL) return p;
+  *out = p;
+  if (p == NULL) return 1;
   if (size - 1 >= w->pool_max) { /* the fallback domain's block, its inner call bracketed */
-    note_alloc(p, size, w->flags & SCALENE_HEAP_PYTHON, PC());
-    return p;
+    note_alloc(p, size, w->flags & SCALENE_HEAP_PYTHON, pc);
+    return 1;
   }
+  return 0;
+}
+
+static void *wrap_divert_realloc(void *ctx, void *ptr, size_t size) {
+  const scalene_heap_wrapper_t *w = ctx;
+  void *p;
+  if (divert_realloc_begin(w, ptr, size, PC(), &p)) return p;
   int64_t c;
   if (countdown_absorbs(tl_countdown, (int64_t)size, &c)) {
     tl_countdown = c;
@@ -770,15 +781,8 @@ static void *wrap_serial_calloc(void *ctx, size_t nelem, size_t elsize) {
 /* wrap_divert_realloc on w's countdown. */
 static void *wrap_serial_realloc(void *ctx, void *ptr, size_t size) {
   scalene_heap_wrapper_t *w = ctx;
-  if (ptr) note_free(ptr);
-  scalene__depth_enter();
-  void *p = w->inner.realloc(w->inner.ctx, ptr, size);
-  scalene__depth_leave();
-  if (p == NULL) return p;
-  if (size - 1 >= w->pool_max) { /* the fallback domain's block, its inner call bracketed */
-    note_alloc(p, size, w->flags & SCALENE_HEAP_PYTHON, PC());
-    return p;
-  }
+  void *p;
+  if (divert_realloc_begin(w, ptr, size, PC(), &p)) return p;
   int64_t c;
   if (serial_absorbs(w, (int64_t)size, &c)) {
     w->countdown = c;

@@ -626,20 +626,26 @@ static void test_wrap_pooled(void **state) {
  * sampled blocks' frees are counted by g_raw's wrapper.  At R = 1 MiB
  * nearly every small request stays in the pool.  `serial`: the same with
  * SCALENE_HEAP_SERIALIZED (the wrapper's own countdown). */
-static void check_pool_divert(unsigned int serial, int phase) {
+/* Wraps g_raw (malloc-backed) and the bump pool with scalene_heap_wrap_pool
+ * and `flags`, after checking the arguments it refuses; returns the pool's
+ * wrapper. */
+static scalene_allocator_t wrap_test_pool(unsigned int flags) {
   static scalene_heap_wrapper_t w_raw, w_pool;
   scalene_allocator_t raw = {NULL, inner_malloc, inner_calloc, inner_realloc, inner_free};
   scalene_allocator_t pool = {NULL, pool_malloc, pool_calloc, pool_realloc, pool_free};
   scalene_allocator_t wp;
   assert_int_equal(scalene_heap_wrap_allocator(&w_raw, &raw, SCALENE_HEAP_PYTHON, 0, &g_raw), 0);
-  assert_int_equal(
-      scalene_heap_wrap_pool(&w_pool, &pool, &raw, SCALENE_HEAP_PYTHON | serial, 0, &wp),
-      SCALENE_EINVAL); /* pool_max 0 */
+  assert_int_equal(scalene_heap_wrap_pool(&w_pool, &pool, &raw, flags, 0, &wp),
+                   SCALENE_EINVAL); /* pool_max 0 */
   assert_int_equal(scalene_heap_wrap_pool(&w_pool, &pool, &raw, SCALENE_HEAP_POOLED, 512, &wp),
                    SCALENE_EINVAL); /* only SCALENE_HEAP_PYTHON and SCALENE_HEAP_SERIALIZED */
-  assert_int_equal(
-      scalene_heap_wrap_pool(&w_pool, &pool, &raw, SCALENE_HEAP_PYTHON | serial, 512, &wp), 0);
+  assert_int_equal(scalene_heap_wrap_pool(&w_pool, &pool, &raw, flags, 512, &wp), 0);
   assert_true(wp.free == pool_free);
+  return wp;
+}
+
+static void check_pool_divert(unsigned int serial, int phase) {
+  scalene_allocator_t wp = wrap_test_pool(SCALENE_HEAP_PYTHON | serial);
 
   fixture_t fx;
   /* A start with another mean first: a countdown drawn for it must not run
@@ -723,14 +729,7 @@ static void test_wrap_pool_serialized(void **state) {
  * sqrt((1-p)/(p N)) = sqrt(63.5/100000) = 2.5 %; 4 sigma is 10 %. */
 static void test_wrap_pool_serialized_estimate(void **state) {
   (void)state;
-  static scalene_heap_wrapper_t w_raw, w_pool;
-  scalene_allocator_t raw = {NULL, inner_malloc, inner_calloc, inner_realloc, inner_free};
-  scalene_allocator_t pool = {NULL, pool_malloc, pool_calloc, pool_realloc, pool_free};
-  scalene_allocator_t wp;
-  assert_int_equal(scalene_heap_wrap_allocator(&w_raw, &raw, SCALENE_HEAP_PYTHON, 0, &g_raw), 0);
-  assert_int_equal(scalene_heap_wrap_pool(&w_pool, &pool, &raw,
-                                          SCALENE_HEAP_PYTHON | SCALENE_HEAP_SERIALIZED, 512, &wp),
-                   0);
+  scalene_allocator_t wp = wrap_test_pool(SCALENE_HEAP_PYTHON | SCALENE_HEAP_SERIALIZED);
   fixture_t fx;
   fx_new(&fx, 16 * KiB, SCALENE_HEAP_HOOK_MALLOC);
   tl_phase = 29;
