@@ -58,6 +58,12 @@ In memory mode the script also says whether ours' profiles recorded copy
 volume (`n_copy_mb_s` > 0 on some line), i.e. whether the copy sampler was
 on in the build under test.
 
+The programs take about a second each, so the fixed cost of a profiled run
+(imports, start, final write, exit: ~25 ms) is 2-3 % of each ratio.
+--repeat K makes every program do its work K times within one run
+(BENCH_REPEAT in its environment), for the overhead of a longer run; the
+targets are judged on the default, K = 1.
+
 `make bench` runs it with PYTHONPATH and LD_LIBRARY_PATH pointing into the
 build tree (options through BENCH_FLAGS, e.g. make bench BENCH_FLAGS='--mode
 memory -n 3'); by hand, pass --build DIR (a configured and built build
@@ -341,12 +347,18 @@ def main(argv=None):
     ap.add_argument("--json", metavar="FILE", help="also write the tables as JSON")
     ap.add_argument("--timeout", type=float, default=300.0, help="per run, seconds")
     ap.add_argument("--check", action="store_true", help="exit 3 when a target is missed")
+    ap.add_argument("--repeat", type=int, default=1, metavar="K",
+                    help="each program does its work K times in one run (BENCH_REPEAT; default "
+                         "1): the fixed cost of a run then weighs K times less in its ratio")
     ap.add_argument("--cpu", default=None, metavar="N|none",
                     help="pin every run to CPU N (default: the last CPU this script may use); "
                          "none: do not pin")
     args = ap.parse_args(argv)
     if args.repetitions < 1:
         ap.error("--repetitions must be at least 1")
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+    os.environ["BENCH_REPEAT"] = str(args.repeat)  # every variant's environment copies it
     allowed = sorted(os.sched_getaffinity(0))
     if args.cpu is None:
         args.cpu = allowed[-1]
@@ -416,6 +428,8 @@ def main(argv=None):
     cratio, cplain = ratios(cpus)
     rmed = {p: {v: median(ok(t)) for v, t in d.items()} for p, d in rsss.items()}
     ncpu = os.cpu_count() or 1
+    if args.repeat > 1:
+        print(f"every program does its work {args.repeat} times in each run (--repeat)")
     print(f"{args.repetitions} repetitions; load average {load0:.2f} at the start, "
           f"{load1:.2f} at the end, {ncpu} CPUs; "
           + ("runs not pinned" if args.cpu is None else f"every run pinned to CPU {args.cpu}")

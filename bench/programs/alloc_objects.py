@@ -3,6 +3,7 @@
 Many small, short-lived objects: class instances, lists, dicts, tuples
 and strings, some kept in a bounded pool so that the heap also grows and
 shrinks, the rest freed at once."""
+import os
 import sys
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 240_000
@@ -38,4 +39,5 @@ def main(rounds):
 
 
 if __name__ == "__main__":
-    print(main(ROUNDS))
+    for _ in range(int(os.environ.get("BENCH_REPEAT", "1"))):  # bench/run.py --repeat
+        print(main(ROUNDS))

@@ -1,4 +1,5 @@
 """Benchmark: many small Python function and method calls (~1.5 s plain)."""
+import os
 import sys
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 33
@@ -28,4 +29,5 @@ def points(n):
 
 
 if __name__ == "__main__":
-    print(fib(N), points(4_000_000))
+    for _ in range(int(os.environ.get("BENCH_REPEAT", "1"))):  # bench/run.py --repeat
+        print(fib(N), points(4_000_000))

@@ -1,5 +1,6 @@
 """Benchmark: copy-heavy work: bytes slicing, bytearray copies and numpy
 array copies, large and small (~1 s plain)."""
+import os
 import sys
 
 import numpy as np
@@ -30,4 +31,5 @@ def main(rounds):
 
 
 if __name__ == "__main__":
-    print(main(ROUNDS))
+    for _ in range(int(os.environ.get("BENCH_REPEAT", "1"))):  # bench/run.py --repeat
+        print(main(ROUNDS))

@@ -37,4 +37,5 @@ def main(rounds):
 
 
 if __name__ == "__main__":
-    print(main(ROUNDS))
+    for _ in range(int(os.environ.get("BENCH_REPEAT", "1"))):  # bench/run.py --repeat
+        print(main(ROUNDS))

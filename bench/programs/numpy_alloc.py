@@ -1,5 +1,6 @@
 """Benchmark: allocates and frees large numpy arrays (mmap-sized blocks)
 with light arithmetic on them (~1 s plain)."""
+import os
 import sys
 
 import numpy as np
@@ -24,4 +25,5 @@ def main(rounds):
 
 
 if __name__ == "__main__":
-    print(main(ROUNDS))
+    for _ in range(int(os.environ.get("BENCH_REPEAT", "1"))):  # bench/run.py --repeat
+        print(main(ROUNDS))

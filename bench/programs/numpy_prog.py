@@ -1,4 +1,5 @@
 """Benchmark: numpy matrix products and element-wise work (~1.5 s plain)."""
+import os
 import sys
 
 import numpy as np
@@ -23,4 +24,5 @@ def main(rounds):
 
 
 if __name__ == "__main__":
-    print(round(main(N), 3))
+    for _ in range(int(os.environ.get("BENCH_REPEAT", "1"))):  # bench/run.py --repeat
+        print(round(main(N), 3))

@@ -1,4 +1,5 @@
 """Benchmark: a tight pure-Python loop (~1.5 s plain)."""
+import os
 import sys
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 9_000_000
@@ -13,4 +14,5 @@ def main(n):
 
 
 if __name__ == "__main__":
-    print(main(N))
+    for _ in range(int(os.environ.get("BENCH_REPEAT", "1"))):  # bench/run.py --repeat
+        print(main(N))

@@ -1,4 +1,5 @@
 """Benchmark: four Python threads sharing the GIL (~1.5 s plain)."""
+import os
 import sys
 import threading
 
@@ -23,4 +24,5 @@ def main(n):
 
 
 if __name__ == "__main__":
-    print(main(N))
+    for _ in range(int(os.environ.get("BENCH_REPEAT", "1"))):  # bench/run.py --repeat
+        print(main(N))
