@@ -119,9 +119,13 @@ int scalene__view_memory(const scalene_profile_t *p, const scalene_profile_info_
  * array of *shown entries (never NULL when it succeeds), or NULL. */
 share_t *scalene__view_files(const scalene_profile_t *p, const scalene_profile_info_t *info,
                              int memory, const scalene_output_options_t *opts, size_t *shown);
-/* output_json.c (A): whether the profile holds source text for file f (a
- * loaded profile does); then that text is shown, not the file on disk. */
-int scalene__file_has_source(const scalene_profile_t *p, size_t f);
+/* output_json.c (A): the source lines of file f, named `name`, that the
+ * JSON, terminal and HTML views merge with its records: read from disk
+ * unless the profile holds source text for the file (a loaded profile
+ * does; then that text is shown, and *s stays empty).  Returns 0 (*s is
+ * empty when the file cannot be read) or SCALENE_ENOMEM. */
+int scalene__file_source(const scalene_profile_t *p, size_t f, const char *name,
+                         scalene__source_t *s);
 /* output_json.c (A): opts, or defaults when NULL, or (opts->size smaller
  * than ours: an older caller) its fields completed with defaults in *buf. */
 const scalene_output_options_t *scalene__output_options(const scalene_output_options_t *opts,

@@ -364,12 +364,9 @@ static int file_section(const page_t *pg, const scalene_profile_t *p, size_t fi,
   table_head(pg, "Source");
   /* Source lines merged with the records, the walk of output_text.c's
    * file_table (and output_json.c's file_lines). */
-  scalene__source_t src = {NULL, 0};
-  if (!scalene__file_has_source(p, fi)) {
-    int rc = scalene__source_read(fs->name, &src);
-    if (rc == SCALENE_ENOMEM) return rc;
-    if (rc != 0) src.n = 0;
-  }
+  scalene__source_t src;
+  int rc = scalene__file_source(p, fi, fs->name, &src);
+  if (rc != 0) return rc;
   scalene__line_walk_t walk;
   scalene__line_walk_init(&walk, p, fi, &src);
   const scalene_line_stats_t *show;
@@ -402,7 +399,6 @@ static int file_section(const page_t *pg, const scalene_profile_t *p, size_t fi,
     table_row(pg, NULL, fn->line, fn, fn->function, link);
   }
   if (header) table_end(f);
-  int rc = 0;
   if (pg->memory && pg->opts->leaks) rc = file_leaks(pg, p, fi, shown, &src);
   scalene__source_free(&src);
   fputs("</section>\n", f);

@@ -254,11 +254,14 @@ int scalene__source_read(const char *path, scalene__source_t *s) {
   return rc;
 }
 
-int scalene__file_has_source(const scalene_profile_t *p, size_t f) {
+int scalene__file_source(const scalene_profile_t *p, size_t f, const char *name,
+                         scalene__source_t *s) {
+  s->lines = NULL;
+  s->n = 0;
   const scalene_line_stats_t *r;
   for (size_t i = 0; (r = scalene_profile_file_line(p, f, i)) != NULL; i++)
-    if (r->source != NULL) return 1;
-  return 0;
+    if (r->source != NULL) return 0; /* the profile's own text */
+  return scalene__source_read(name, s) == SCALENE_ENOMEM ? SCALENE_ENOMEM : 0;
 }
 
 /* The "lines" array of file f: one entry per source line when the source
@@ -270,8 +273,8 @@ static json_object *file_lines(const scalene_profile_t *p, size_t f, const char 
   int reduced = c->reduced;
   json_object *arr = json_object_new_array();
   if (arr == NULL) return NULL;
-  scalene__source_t src = {NULL, 0};
-  if (!scalene__file_has_source(p, f) && scalene__source_read(name, &src) == SCALENE_ENOMEM) {
+  scalene__source_t src;
+  if (scalene__file_source(p, f, name, &src) != 0) {
     json_object_put(arr);
     return NULL;
   }

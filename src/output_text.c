@@ -357,8 +357,8 @@ static void file_table(const view_t *v, const scalene_profile_t *p, size_t fi) {
 
   /* Source lines merged with the records (see file_lines in output_json.c
    * for the same walk). */
-  scalene__source_t src = {NULL, 0};
-  if (!scalene__file_has_source(p, fi) && scalene__source_read(fs->name, &src) != 0) src.n = 0;
+  scalene__source_t src; /* without memory for it, the records alone */
+  (void)scalene__file_source(p, fi, fs->name, &src);
   int reduced = v->opts->reduced;
   int skipping = 0;
   uint32_t last = 0; /* the last line shown */
