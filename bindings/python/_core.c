@@ -1619,6 +1619,17 @@ static PyObject *core_library_version(PyObject *Py_UNUSED(module), PyObject *Py_
   return PyUnicode_FromString(scalene_version());
 }
 
+/* The options render_text and render_html share, from their keywords. */
+static void core_view_options(scalene_output_options_t *opts, int reduced, double threshold,
+                              int leaks, unsigned long long malloc_threshold)
+{
+  scalene_output_options_init(opts);
+  opts->reduced = reduced;
+  opts->cpu_percent_threshold = threshold;
+  opts->leaks = leaks;
+  opts->malloc_threshold = (uint64_t)malloc_threshold;
+}
+
 PyDoc_STRVAR(core_render_text_doc,
 "render_text(path, *, reduced=False, color=False, width=132,\n"
 "            cpu_percent_threshold=1.0, leaks=True, malloc_threshold=0)\n--\n\n"
@@ -1643,13 +1654,9 @@ static PyObject *core_render_text(PyObject *module, PyObject *args, PyObject *kw
     return PyErr_Format(PyExc_ValueError, "width must be positive, not %d", width);
   }
   scalene_output_options_t opts;
-  scalene_output_options_init(&opts);
-  opts.reduced = reduced;
+  core_view_options(&opts, reduced, threshold, leaks, malloc_threshold);
   opts.color = color;
   opts.width = width;
-  opts.cpu_percent_threshold = threshold;
-  opts.leaks = leaks;
-  opts.malloc_threshold = (uint64_t)malloc_threshold;
   scalene_error_t err;
   memset(&err, 0, sizeof err);
   scalene_profile_t *p = NULL;
@@ -1702,11 +1709,7 @@ static PyObject *core_render_html(PyObject *module, PyObject *args, PyObject *kw
                                    &reduced, &threshold, &leaks, &malloc_threshold))
     return NULL;
   scalene_output_options_t opts;
-  scalene_output_options_init(&opts);
-  opts.reduced = reduced;
-  opts.cpu_percent_threshold = threshold;
-  opts.leaks = leaks;
-  opts.malloc_threshold = (uint64_t)malloc_threshold;
+  core_view_options(&opts, reduced, threshold, leaks, malloc_threshold);
   scalene_error_t err;
   memset(&err, 0, sizeof err);
   scalene_profile_t *p = NULL;
