@@ -582,6 +582,34 @@ static void pool_free(void *ctx, void *p) {
   if (!in_pool(p)) g_raw.free(g_raw.ctx, p);
 }
 
+/* The requests both pool tests make on line `phase`: 500 small ones
+ * (malloc and calloc of 512 bytes), 4 of 64 KiB (the fallback domain's,
+ * which the pool hands on), and big[0] grown to 128 KiB (64 KiB freed).
+ * Returns the bytes they allocate. */
+static double pool_requests(scalene_allocator_t wp, int phase, void **small, void **big) {
+  g_pool_used = 0;
+  tl_phase = phase;
+  for (int i = 0; i < 500; i++) small[i] = i % 2 ? wp.malloc(wp.ctx, 512) : wp.calloc(wp.ctx, 2, 256);
+  for (int i = 0; i < 4; i++) big[i] = wp.malloc(wp.ctx, 64 * KiB);
+  big[0] = wp.realloc(wp.ctx, big[0], 128 * KiB);
+  tl_phase = 0;
+  return 500.0 * 512 + 4.0 * 64 * KiB + 128.0 * KiB;
+}
+
+/* At R = 1 byte: line `phase` counted exactly `want` bytes, all Python's. */
+static const scalene_line_stats_t *assert_counted_once(const fixture_t *fx, int phase, double want,
+                                                       const char *tag) {
+  assert_int_equal(scalene_heap_drain(fx->h), 0);
+  const scalene_line_stats_t *l = line(fx->p, phase);
+  assert_non_null(l);
+  char what[64];
+  snprintf(what, sizeof what, "(%s) counted once", tag);
+  assert_within(what, l->alloc_bytes, want, 1e-9);
+  snprintf(what, sizeof what, "(%s) as Python's", tag);
+  assert_within(what, l->python_bytes, want, 1e-9);
+  return l;
+}
+
 static void test_wrap_pooled(void **state) {
   (void)state;
   static scalene_heap_wrapper_t w_raw, w_pool;
@@ -596,21 +624,11 @@ static void test_wrap_pooled(void **state) {
                    0);
   fixture_t fx;
   fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
-  g_pool_used = 0;
-  tl_phase = 26;
   void *small[500], *big[4];
-  for (int i = 0; i < 500; i++) small[i] = i % 2 ? wp.malloc(wp.ctx, 512) : wp.calloc(wp.ctx, 2, 256);
-  for (int i = 0; i < 4; i++) big[i] = wp.malloc(wp.ctx, 64 * KiB); /* to the fallback */
-  big[0] = wp.realloc(wp.ctx, big[0], 128 * KiB); /* 64 KiB freed, 128 KiB allocated */
-  tl_phase = 0;
+  double want = pool_requests(wp, 26, small, big);
   for (int i = 0; i < 500; i++) assert_true(in_pool(small[i]));
   for (int i = 0; i < 4; i++) assert_false(in_pool(big[i]));
-  assert_int_equal(scalene_heap_drain(fx.h), 0);
-  const scalene_line_stats_t *l = line(fx.p, 26);
-  assert_non_null(l);
-  double want = 500.0 * 512 + 4.0 * 64 * KiB + 128.0 * KiB;
-  assert_within("(pooled) counted once", l->alloc_bytes, want, 1e-9);
-  assert_within("(pooled) as Python's", l->python_bytes, want, 1e-9);
+  const scalene_line_stats_t *l = assert_counted_once(&fx, 26, want, "pooled");
   for (int i = 0; i < 500; i++) wp.free(wp.ctx, small[i]);
   for (int i = 0; i < 4; i++) wp.free(wp.ctx, big[i]);
   assert_int_equal(scalene_heap_stop(fx.h), 0);
@@ -658,23 +676,16 @@ static void check_pool_divert(unsigned int serial, int phase) {
   fx_free(&fx);
 
   fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
-  g_pool_used = 0;
-  tl_phase = phase;
   void *small[500], *big[4];
-  for (int i = 0; i < 500; i++) small[i] = i % 2 ? wp.malloc(wp.ctx, 512) : wp.calloc(wp.ctx, 2, 256);
-  for (int i = 0; i < 4; i++) big[i] = wp.malloc(wp.ctx, 64 * KiB); /* to the fallback domain */
-  big[0] = wp.realloc(wp.ctx, big[0], 128 * KiB); /* 64 KiB freed, 128 KiB allocated */
-  small[0] = wp.realloc(wp.ctx, small[0], 256);   /* a sampled block moves, still sampled */
+  double want = pool_requests(wp, phase, small, big);
+  tl_phase = phase;
+  small[0] = wp.realloc(wp.ctx, small[0], 256); /* a sampled block moves, still sampled */
   tl_phase = 0;
+  want += 256;
   for (int i = 0; i < 500; i++) assert_false(in_pool(small[i]));
   for (int i = 0; i < 4; i++) assert_false(in_pool(big[i]));
   assert_int_equal(g_pool_used, 0);
-  assert_int_equal(scalene_heap_drain(fx.h), 0);
-  const scalene_line_stats_t *l = line(fx.p, phase);
-  assert_non_null(l);
-  double want = 500.0 * 512 + 4.0 * 64 * KiB + 128.0 * KiB + 256;
-  assert_within("(divert) counted once", l->alloc_bytes, want, 1e-9);
-  assert_within("(divert) as Python's", l->python_bytes, want, 1e-9);
+  const scalene_line_stats_t *l = assert_counted_once(&fx, phase, want, "divert");
   for (int i = 0; i < 500; i++) wp.free(wp.ctx, small[i]);
   for (int i = 0; i < 4; i++) wp.free(wp.ctx, big[i]);
   assert_int_equal(scalene_heap_drain(fx.h), 0);
