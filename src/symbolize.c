@@ -64,6 +64,7 @@ static struct {
 
 static pthread_mutex_t dw_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t dw_once = PTHREAD_ONCE_INIT;
+static int dw_tried;  /* dw_load has run (under dw_lock) */
 static int dw_loaded; /* 1: dw and dw_callbacks are filled; 0: no libdw (dladdr only) */
 static Dwfl *dw_session;
 static pid_t dw_pid;
@@ -104,13 +105,12 @@ static void dw_load(void) {
 }
 
 /* A fork() while another thread symbolises must not leave the child with
- * the lock held. */
+ * the lock held, nor with libdw half loaded: dw_load runs under dw_lock,
+ * which fork() waits for (not inside pthread_once, whose "running" state a
+ * child forked meanwhile would inherit and wait on forever). */
 static void dw_prepare(void) { pthread_mutex_lock(&dw_lock); }
 static void dw_release(void) { pthread_mutex_unlock(&dw_lock); }
-static void dw_init(void) {
-  dw_load();
-  pthread_atfork(dw_prepare, dw_release, dw_release);
-}
+static void dw_init(void) { pthread_atfork(dw_prepare, dw_release, dw_release); }
 
 /* (Re)reads the process's modules into the session.  Returns 0 or -1. */
 static int dw_report(void) {
@@ -200,6 +200,10 @@ int scalene_symbolize(uintptr_t pc, scalene_location_t *loc) {
 #ifdef HAVE_LIBDW
   pthread_once(&dw_once, dw_init);
   pthread_mutex_lock(&dw_lock);
+  if (!dw_tried) {
+    dw_tried = 1;
+    dw_load();
+  }
   char dl_name[SCALENE_LOCATION_FUNCTION_MAX];
   copy_str(dl_name, sizeof dl_name, loc->function);
   int have_name = 0;
