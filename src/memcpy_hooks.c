@@ -161,7 +161,7 @@ out:
   scalene__depth_leave();
 }
 
-static __attribute__((noinline)) void note_copy_slow(int64_t c, size_t n, uintptr_t pc) {
+static __attribute__((noinline)) void note_copy_slow(size_t n, uintptr_t pc) {
   if (scalene__tls.depth > 0) return; /* inside a sampler: not counted (countdown parked) */
   uint32_t gen = atomic_load_explicit(&scalene__memcpy_gen, memory_order_relaxed);
   struct scalene_memcpy *m = atomic_load_explicit(&scalene__memcpy_active, memory_order_acquire);
@@ -173,7 +173,8 @@ static __attribute__((noinline)) void note_copy_slow(int64_t c, size_t n, uintpt
   if (tl_rng == 0 || tl_gen != gen) { /* first copy since start: draw, then count */
     if (tl_rng == 0) scalene__rng_seed(&tl_rng);
     tl_gen = gen;
-    c = scalene__draw_countdown(&tl_rng, m->mean) - (int64_t)(n > INT64_MAX ? INT64_MAX : n);
+    int64_t c =
+        scalene__draw_countdown(&tl_rng, m->mean) - (int64_t)(n > INT64_MAX ? INT64_MAX : n);
     if (c > 0) {
       tl_countdown = c;
       return;
@@ -183,15 +184,21 @@ static __attribute__((noinline)) void note_copy_slow(int64_t c, size_t n, uintpt
   sample_copy(m, n, pc);
 }
 
-/* Counts a copy of n bytes made by this thread: the fast path. */
-static inline __attribute__((always_inline)) void note_copy(size_t n, uintptr_t pc) {
+/* The fast path: whether a copy of n bytes made by this thread stays
+ * inside its countdown, which then counts it. */
+static inline __attribute__((always_inline)) int copy_absorbs(size_t n) {
   int64_t c = tl_countdown - (int64_t)(n > INT64_MAX ? INT64_MAX : n);
   if (__builtin_expect(c > 0 && tl_gen == atomic_load_explicit(&scalene__memcpy_gen,
                                                                memory_order_relaxed), 1)) {
     tl_countdown = c;
-    return;
+    return 1;
   }
-  note_copy_slow(c, n, pc);
+  return 0;
+}
+
+/* Counts a copy of n bytes made by this thread. */
+static inline __attribute__((always_inline)) void note_copy(size_t n, uintptr_t pc) {
+  if (!copy_absorbs(n)) note_copy_slow(n, pc);
 }
 
 SCALENE_API void scalene_memcpy_record(size_t bytes) {
@@ -214,19 +221,42 @@ static inline size_t strn_copied(const char *src, size_t max) {
   return k < max ? k + 1 : max;
 }
 
+/* The mem* copies, the ones made most often (CPython copies with memcpy
+ * everywhere), take the slow path out of line, in mem_slow and
+ * mem_chk_slow, so that their fast path (the countdown absorbs the copy)
+ * ends in a tail call and saves no registers; note_copy's callers keep
+ * their arguments across its slow call. */
+typedef void *(*mem_fn)(void *, const void *, size_t);
+typedef void *(*mem_chk_fn)(void *, const void *, size_t, size_t);
+
+static __attribute__((noinline)) void *mem_slow(mem_fn real, void *d, const void *s, size_t n,
+                                                uintptr_t pc) {
+  note_copy_slow(n, pc);
+  return real(d, s, n);
+}
+
+static __attribute__((noinline)) void *mem_chk_slow(mem_chk_fn real, void *d, const void *s,
+                                                    size_t n, size_t dn, uintptr_t pc) {
+  note_copy_slow(n, pc);
+  return real(d, s, n, dn);
+}
+
 static void *hook_memcpy(void *d, const void *s, size_t n) {
-  note_copy(n, PC());
-  return REAL(memcpy, memcpy)(d, s, n);
+  mem_fn real = REAL(memcpy, memcpy);
+  if (copy_absorbs(n)) return real(d, s, n);
+  return mem_slow(real, d, s, n, PC());
 }
 
 static void *hook_memmove(void *d, const void *s, size_t n) {
-  note_copy(n, PC());
-  return REAL(memmove, memmove)(d, s, n);
+  mem_fn real = REAL(memmove, memmove);
+  if (copy_absorbs(n)) return real(d, s, n);
+  return mem_slow(real, d, s, n, PC());
 }
 
 static void *hook_mempcpy(void *d, const void *s, size_t n) {
-  note_copy(n, PC());
-  return REAL(mempcpy, mempcpy)(d, s, n);
+  mem_fn real = REAL(mempcpy, mempcpy);
+  if (copy_absorbs(n)) return real(d, s, n);
+  return mem_slow(real, d, s, n, PC());
 }
 
 static char *hook_strcpy(char *d, const char *s) {
@@ -271,18 +301,21 @@ static wchar_t *hook_wmemmove(wchar_t *d, const wchar_t *s, size_t n) {
 }
 
 static void *hook_memcpy_chk(void *d, const void *s, size_t n, size_t dn) {
-  note_copy(n, PC());
-  return REAL(memcpy_chk, __memcpy_chk)(d, s, n, dn);
+  mem_chk_fn real = REAL(memcpy_chk, __memcpy_chk);
+  if (copy_absorbs(n)) return real(d, s, n, dn);
+  return mem_chk_slow(real, d, s, n, dn, PC());
 }
 
 static void *hook_memmove_chk(void *d, const void *s, size_t n, size_t dn) {
-  note_copy(n, PC());
-  return REAL(memmove_chk, __memmove_chk)(d, s, n, dn);
+  mem_chk_fn real = REAL(memmove_chk, __memmove_chk);
+  if (copy_absorbs(n)) return real(d, s, n, dn);
+  return mem_chk_slow(real, d, s, n, dn, PC());
 }
 
 static void *hook_mempcpy_chk(void *d, const void *s, size_t n, size_t dn) {
-  note_copy(n, PC());
-  return REAL(mempcpy_chk, __mempcpy_chk)(d, s, n, dn);
+  mem_chk_fn real = REAL(mempcpy_chk, __mempcpy_chk);
+  if (copy_absorbs(n)) return real(d, s, n, dn);
+  return mem_chk_slow(real, d, s, n, dn, PC());
 }
 
 static char *hook_strcpy_chk(char *d, const char *s, size_t dn) {
