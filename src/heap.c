@@ -22,9 +22,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DRAIN_PERIOD_NS 50000000L /* 50 ms: each wake-up costs a context switch; a sample waits at most this long */
 #define NO_LOC UINT32_MAX
 #define FAIL(err, code, ...) (scalene__error_set((err), NULL, 0, 0, -1, __VA_ARGS__), (code))
+
+/* 50 ms: each periodic wake-up costs a context switch; a sample waits at
+ * most this long when no burst wakes the drain first. */
+_Atomic long scalene__drain_period_ns = 50000000L;
+
+void scalene__drain_sleep(_Atomic uint32_t *word, uint32_t seen) {
+  long ns = atomic_load_explicit(&scalene__drain_period_ns, memory_order_relaxed);
+  struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
+}
 
 void scalene_heap_options_init(scalene_heap_options_t *opts) {
   if (!opts) return;
@@ -114,6 +123,7 @@ int scalene_heap_new(const scalene_heap_options_t *opts, scalene_profile_t *prof
   h->table_map = map_zeroed(h->table_map_len);
   h->ring_cap = pow2_at_least(opts->buffer_capacity);
   h->ring_mask = h->ring_cap - 1;
+  h->ring_quarter_mask = h->ring_cap / 4 - 1; /* ring_cap >= 16 */
   h->ring_map_len = h->ring_cap * sizeof(scalene__heap_rec_t);
   h->ring_map = map_zeroed(h->ring_map_len);
   if (!h->table_map || !h->ring_map) {
@@ -281,14 +291,22 @@ int scalene_heap_drain(scalene_heap_t *h) {
 static void *drain_main(void *arg) {
   struct scalene_heap *h = arg;
   scalene__heap_thread_ignore();
+  uint32_t seen = atomic_load_explicit(&h->wake, memory_order_acquire);
   while (!atomic_load(&h->stop_requested)) {
-    /* Sleeps the period, or until stop sets stop_requested and wakes it:
-     * a stop does not wait out the period. */
-    struct timespec ts = {0, DRAIN_PERIOD_NS};
-    syscall(SYS_futex, (int *)&h->stop_requested, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
+    /* Sleeps the period, or until a stop or a burst of samples wakes it
+     * (a wake while it drained: it does not sleep at all). */
+    scalene__drain_sleep(&h->wake, seen);
+    seen = atomic_load_explicit(&h->wake, memory_order_acquire);
     scalene_heap_drain(h);
   }
   return NULL;
+}
+
+uint64_t scalene__heap_ring_pending(struct scalene_heap *h) {
+  pthread_mutex_lock(&h->lock);
+  uint64_t n = atomic_load(&h->ring_head) - h->ring_tail;
+  pthread_mutex_unlock(&h->lock);
+  return n;
 }
 
 /* ------------------------------------------------------------ start/stop */
@@ -354,7 +372,7 @@ int scalene_heap_stop(scalene_heap_t *h) {
   atomic_compare_exchange_strong(&scalene__heap_active, &expected, NULL);
   if (h->thread_started) {
     atomic_store(&h->stop_requested, 1);
-    syscall(SYS_futex, (int *)&h->stop_requested, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    scalene__drain_wake(&h->wake);
     if (h->owner_pid == getpid()) pthread_join(h->thread, NULL);
     h->thread_started = 0;
   }

@@ -9,7 +9,9 @@
  *   - the real functions saved by scalene__interpose_install (the *real_*
  *     pointers below),
  *   - the consumer's locator (which must be async-signal-safe, sampler.h),
- *   - syscall(SYS_gettid) and clock_gettime(CLOCK_MONOTONIC),
+ *   - syscall(SYS_gettid), clock_gettime(CLOCK_MONOTONIC) and, once per
+ *     quarter of the sample ring, syscall(SYS_futex, FUTEX_WAKE) to wake
+ *     the drain thread (scalene__drain_wake, which keeps errno),
  *   - C11 atomics on memory allocated at scalene_heap_new,
  * and never takes a lock, never calls libm (log/exp are computed here) and
  * never touches errno except through the real functions it wraps.
@@ -279,8 +281,9 @@ static scalene__heap_rec_t *ring_reserve(struct scalene_heap *h, uint64_t *pos_o
   }
 }
 
-static void ring_publish(const struct scalene_heap *h, scalene__heap_rec_t *r, uint64_t pos) {
+static void ring_publish(struct scalene_heap *h, scalene__heap_rec_t *r, uint64_t pos) {
   atomic_store_explicit(&r->turn, pos + 1 - (pos & h->ring_mask), memory_order_release);
+  scalene__drain_wake_at(&h->wake, pos, h->ring_quarter_mask);
 }
 
 int scalene__heap_ring_pop(struct scalene_heap *h, scalene__heap_rec_t *out) {

@@ -16,10 +16,14 @@
 
 #include <scalene/heap.h>
 
+#include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 /* Table keys that are no pointer (real pointers are at least 8-aligned). */
 #define SCALENE__HEAP_KEY_EMPTY ((uintptr_t)0)
@@ -83,6 +87,7 @@ struct scalene_heap {
   size_t ring_cap, ring_mask;
   _Atomic uint64_t ring_head; /* next ticket for producers */
   uint64_t ring_tail;         /* next position to consume (drain, under lock) */
+  uint64_t ring_quarter_mask; /* ring_cap / 4 - 1: see scalene__drain_wake */
   void *ring_map;
   size_t ring_map_len;
 
@@ -100,6 +105,7 @@ struct scalene_heap {
   int thread_started;
   pid_t owner_pid;            /* the process that started the drain thread */
   _Atomic int stop_requested;
+  _Atomic uint32_t wake;      /* the drain thread's futex word (scalene__drain_wake) */
   int running;
   int hooks_installed;
 
@@ -140,5 +146,35 @@ double scalene__heap_neglog(double u);
 /* Pops one record; 1 when *out was filled, 0 when the ring is empty (or
  * its next record is still being written).  Caller holds h->lock. */
 int scalene__heap_ring_pop(struct scalene_heap *h, scalene__heap_rec_t *out);
+/* Records pushed and not drained yet (taken under h->lock): for tests. */
+uint64_t scalene__heap_ring_pending(struct scalene_heap *h);
+
+/* The drain threads (heap.c, memcpy.c) sleep on a futex word, `wake`, for
+ * at most scalene__drain_period_ns (50 ms; a variable only so that tests
+ * can make it long).  A stop bumps the word, and so does a producer whose
+ * record ends a quarter of the ring: a burst of samples is drained as it
+ * comes instead of filling the ring (whose overflow drops samples, and a
+ * dropped free leaves its block live) while the drain thread sleeps. */
+extern _Atomic long scalene__drain_period_ns;
+
+/* Bumps *word and wakes the thread sleeping on it.  Async-signal-safe,
+ * allocation-free, errno untouched: the hooks call it. */
+static inline void scalene__drain_wake(_Atomic uint32_t *word) {
+  int saved = errno;
+  atomic_fetch_add_explicit(word, 1, memory_order_release);
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  errno = saved;
+}
+
+/* The producers' side: after publishing the record at ring position pos,
+ * wakes the drain when that record ends a quarter of the ring. */
+static inline void scalene__drain_wake_at(_Atomic uint32_t *word, uint64_t pos,
+                                          uint64_t quarter_mask) {
+  if (__builtin_expect(((pos + 1) & quarter_mask) == 0, 0)) scalene__drain_wake(word);
+}
+
+/* The drain thread's side: sleeps until *word is no longer seen (a wake
+ * came since it was read) or the period has passed. */
+void scalene__drain_sleep(_Atomic uint32_t *word, uint32_t seen);
 
 #endif /* SCALENE_HEAP_INTERNAL_H */

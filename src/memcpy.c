@@ -22,7 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DRAIN_PERIOD_NS 50000000L /* 50 ms: each wake-up costs a context switch; a sample waits at most this long */
 #define FAIL(err, code, ...) (scalene__error_set((err), NULL, 0, 0, -1, __VA_ARGS__), (code))
 
 void scalene_memcpy_options_init(scalene_memcpy_options_t *opts) {
@@ -89,6 +88,7 @@ int scalene_memcpy_new(const scalene_memcpy_options_t *opts, scalene_profile_t *
   while (cap < opts->buffer_capacity) cap <<= 1;
   m->ring_cap = cap;
   m->ring_mask = cap - 1;
+  m->ring_quarter_mask = cap / 4 - 1; /* cap >= 16 */
   m->ring_map_len = cap * sizeof(scalene__memcpy_rec_t);
   void *p = mmap(NULL, m->ring_map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                  -1, 0);
@@ -164,14 +164,22 @@ int scalene_memcpy_drain(scalene_memcpy_t *m) {
 static void *drain_main(void *arg) {
   struct scalene_memcpy *m = arg;
   scalene__heap_thread_ignore(); /* this thread's copies and allocations are never counted */
+  uint32_t seen = atomic_load_explicit(&m->wake, memory_order_acquire);
   while (!atomic_load(&m->stop_requested)) {
-    /* Sleeps the period, or until stop sets stop_requested and wakes it:
-     * a stop does not wait out the period. */
-    struct timespec ts = {0, DRAIN_PERIOD_NS};
-    syscall(SYS_futex, (int *)&m->stop_requested, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
+    /* Sleeps the period, or until a stop or a burst of samples wakes it
+     * (heap_internal.h; a wake while it drained: it does not sleep). */
+    scalene__drain_sleep(&m->wake, seen);
+    seen = atomic_load_explicit(&m->wake, memory_order_acquire);
     scalene_memcpy_drain(m);
   }
   return NULL;
+}
+
+uint64_t scalene__memcpy_ring_pending(struct scalene_memcpy *m) {
+  pthread_mutex_lock(&m->lock);
+  uint64_t n = atomic_load(&m->ring_head) - m->ring_tail;
+  pthread_mutex_unlock(&m->lock);
+  return n;
 }
 
 /* ------------------------------------------------------------ start/stop */
@@ -220,7 +228,7 @@ int scalene_memcpy_stop(scalene_memcpy_t *m) {
   atomic_compare_exchange_strong(&scalene__memcpy_active, &expected, NULL);
   if (m->thread_started) {
     atomic_store(&m->stop_requested, 1);
-    syscall(SYS_futex, (int *)&m->stop_requested, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    scalene__drain_wake(&m->wake);
     if (m->owner_pid == getpid()) pthread_join(m->thread, NULL);
     m->thread_started = 0;
   }

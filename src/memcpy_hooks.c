@@ -10,7 +10,9 @@
  *     real_* pointers below; libc's own when one is still NULL),
  *   - strlen/strnlen on the source of a string copy (pure functions),
  *   - the consumer's locator (which must be async-signal-safe, sampler.h),
- *   - syscall(SYS_gettid) and clock_gettime(CLOCK_MONOTONIC),
+ *   - syscall(SYS_gettid), clock_gettime(CLOCK_MONOTONIC) and, once per
+ *     quarter of the sample ring, syscall(SYS_futex, FUTEX_WAKE) to wake
+ *     the drain thread (scalene__drain_wake, which keeps errno),
  *   - C11 atomics on memory allocated at scalene_memcpy_new,
  * and never takes a lock, never calls libm and never touches errno.
  * Calls from this file to memcpy and friends go straight to libc:
@@ -153,6 +155,7 @@ static void sample_copy(struct scalene_memcpy *m, size_t n, uintptr_t pc) {
   r->unattributed = found != SCALENE_LOCATE_FOUND;
   r->found = found != SCALENE_LOCATE_SKIP;
   atomic_store_explicit(&r->turn, pos + 1 - (pos & m->ring_mask), memory_order_release);
+  scalene__drain_wake_at(&m->wake, pos, m->ring_quarter_mask);
   if (found != SCALENE_LOCATE_SKIP) {
     atomic_fetch_add_explicit(&m->samples, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->copied_bytes, (int64_t)weight, memory_order_relaxed);

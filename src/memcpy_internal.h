@@ -43,6 +43,7 @@ struct scalene_memcpy {
   size_t ring_cap, ring_mask;
   _Atomic uint64_t ring_head; /* next ticket for producers */
   uint64_t ring_tail;         /* next position to consume (drain, under lock) */
+  uint64_t ring_quarter_mask; /* ring_cap / 4 - 1: see scalene__drain_wake */
   void *ring_map;
   size_t ring_map_len;
 
@@ -58,6 +59,7 @@ struct scalene_memcpy {
   int thread_started;
   pid_t owner_pid;            /* the process that started the drain thread */
   _Atomic int stop_requested;
+  _Atomic uint32_t wake;      /* the drain thread's futex word (scalene__drain_wake) */
   int running;
   int hooks_installed;
 
@@ -76,5 +78,7 @@ int scalene__memcpy_remove_hooks(void);
 /* Pops one record; 1 when *out was filled, 0 when the ring is empty (or
  * its next record is still being written).  Caller holds m->lock. */
 int scalene__memcpy_ring_pop(struct scalene_memcpy *m, scalene__memcpy_rec_t *out);
+/* Records pushed and not drained yet (taken under m->lock): for tests. */
+uint64_t scalene__memcpy_ring_pending(struct scalene_memcpy *m);
 
 #endif /* SCALENE_MEMCPY_INTERNAL_H */
