@@ -9,6 +9,7 @@ first that its sizes make 4 sigma fit the tolerance.
 
 import json
 import os
+import re
 import signal
 import sys
 
@@ -166,6 +167,29 @@ def test_copy_volume(tmp_path):
     print("copy line:", rec["n_copy_mb_s"], prof["elapsed_time_sec"], copied)
     assert near(copied, 256, 0.10), (rec, prof["elapsed_time_sec"])
     assert line(prof, 3)["n_copy_mb_s"] * prof["elapsed_time_sec"] < 1.0
+
+
+# ---------------------------------------------------------------- lost samples
+
+KEEP_80000 = """\
+keep = [bytes(100) for _ in range(80000)]
+print(len(keep))
+"""
+
+
+def test_lost_samples_are_reported(tmp_path):
+    # At a 1-byte window every allocation is a sample, and the table of live
+    # sampled blocks holds 65536 (the library's default): of 80000 kept
+    # objects, 14464 at least cannot be tracked, and `run` says so.
+    _, proc = run_json(tmp_path, KEEP_80000, "--allocation-sampling-window", "1",
+                       "--copy-sampling-window", str(1 << 20))
+    err = proc.stderr.decode(errors="replace")
+    m = re.search(r"note: (\d+) of (\d+) memory samples were lost", err)
+    assert m, err
+    assert int(m.group(1)) >= 80000 - 65536, err
+    # A few hundred samples: none lost, no note.
+    _, proc = run_json(tmp_path, KEEP_80000, out="quiet.json")
+    assert b"were lost" not in proc.stderr, proc.stderr
 
 
 # ---------------------------------------------------------------- plain interpreter

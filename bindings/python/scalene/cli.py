@@ -556,6 +556,12 @@ class _Saver:
             _stderr("Scalene: note: no samples were taken: the program did not run "
                     "long enough to profile%s.\n"
                     % (" or profiling was never turned on" if options.off else ""))
+        lost = session.memory_samples_lost()
+        if lost is not None and lost[0] > 0:
+            _stderr("Scalene: note: %d of %d memory samples were lost (too many at "
+                    "once): the memory figures may be off by about %.1f %%; a larger "
+                    "--allocation-sampling-window takes fewer samples.\n"
+                    % (lost[0], lost[0] + lost[1], 100.0 * lost[0] / (lost[0] + lost[1])))
         return status
 
 

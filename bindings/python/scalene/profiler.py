@@ -375,6 +375,20 @@ class Session:
         except (KeyError, TypeError, ValueError, load_core().Error):
             return None
 
+    def memory_samples_lost(self):
+        """(lost, kept): the memory and copy samples lost (the sample ring
+        overflowed, or the table of live sampled blocks was full) and those
+        kept; None without memory profiling or if the extension cannot tell."""
+        try:
+            st = self.profiler.stats()
+            parts = [st[k] for k in ("heap", "copy") if k in st]
+            if not parts:
+                return None
+            return (sum(int(d["dropped"]) for d in parts),
+                    sum(int(d["samples"]) for d in parts))
+        except (KeyError, TypeError, ValueError, load_core().Error):
+            return None
+
     @property
     def is_forked_child(self):
         return os.getpid() != self.pid
