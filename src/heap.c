@@ -27,11 +27,11 @@
 
 /* 50 ms: each periodic wake-up costs a context switch; a sample waits at
  * most this long when no burst wakes the drain first. */
-_Atomic long scalene__drain_period_ns = 50000000L;
+_Atomic int64_t scalene__drain_period_ns = 50000000;
 
 void scalene__drain_sleep(_Atomic uint32_t *word, uint32_t seen) {
-  long ns = atomic_load_explicit(&scalene__drain_period_ns, memory_order_relaxed);
-  struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
+  int64_t ns = atomic_load_explicit(&scalene__drain_period_ns, memory_order_relaxed);
+  struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
   syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
 }
 
@@ -291,10 +291,12 @@ int scalene_heap_drain(scalene_heap_t *h) {
 static void *drain_main(void *arg) {
   struct scalene_heap *h = arg;
   scalene__heap_thread_ignore();
-  uint32_t seen = atomic_load_explicit(&h->wake, memory_order_acquire);
+  /* Sleeps the period, or until a stop or a burst of samples wakes it,
+   * then drains.  A wake since `seen` was read ends the sleep at once:
+   * one that came while the thread drained, or (wake_start, read by
+   * start) before the thread first ran. */
+  uint32_t seen = h->wake_start;
   while (!atomic_load(&h->stop_requested)) {
-    /* Sleeps the period, or until a stop or a burst of samples wakes it
-     * (a wake while it drained: it does not sleep at all). */
     scalene__drain_sleep(&h->wake, seen);
     seen = atomic_load_explicit(&h->wake, memory_order_acquire);
     scalene_heap_drain(h);
@@ -336,6 +338,7 @@ int scalene_heap_start(scalene_heap_t *h, scalene_error_t *err) {
   atomic_store(&g_forkable, h);
   atomic_store(&h->stop_requested, 0);
   h->owner_pid = getpid();
+  h->wake_start = atomic_load_explicit(&h->wake, memory_order_acquire);
   int rc = pthread_create(&h->thread, NULL, drain_main, h);
   if (rc != 0) {
     atomic_store(&scalene__heap_active, NULL);

@@ -10,8 +10,9 @@
  *     pointers below),
  *   - the consumer's locator (which must be async-signal-safe, sampler.h),
  *   - syscall(SYS_gettid), clock_gettime(CLOCK_MONOTONIC) and, once per
- *     quarter of the sample ring, syscall(SYS_futex, FUTEX_WAKE) to wake
- *     the drain thread (scalene__drain_wake, which keeps errno),
+ *     quarter of the sample ring (or of the records a full ring drops),
+ *     syscall(SYS_futex, FUTEX_WAKE) to wake the drain thread
+ *     (scalene__drain_wake, which keeps errno),
  *   - C11 atomics on memory allocated at scalene_heap_new,
  * and never takes a lock, never calls libm (log/exp are computed here) and
  * never touches errno except through the real functions it wraps.
@@ -322,7 +323,7 @@ static void sample_alloc(struct scalene_heap *h, void *ptr, size_t size, uint32_
   uint64_t pos;
   scalene__heap_rec_t *r = ring_reserve(h, &pos);
   if (!r) {
-    atomic_fetch_add_explicit(&h->dropped, 1, memory_order_relaxed);
+    scalene__drain_wake_on_drop(&h->wake, &h->dropped, h->ring_quarter_mask);
     goto out;
   }
   memset(&r->loc, 0, sizeof r->loc);
@@ -431,7 +432,7 @@ static __attribute__((noinline)) void note_free_slow(void *ptr) {
   uint64_t pos;
   scalene__heap_rec_t *r = ring_reserve(h, &pos);
   if (!r) {
-    atomic_fetch_add_explicit(&h->dropped, 1, memory_order_relaxed);
+    scalene__drain_wake_on_drop(&h->wake, &h->dropped, h->ring_quarter_mask);
     return;
   }
   r->kind = SCALENE__HEAP_REC_FREE;

@@ -106,6 +106,7 @@ struct scalene_heap {
   pid_t owner_pid;            /* the process that started the drain thread */
   _Atomic int stop_requested;
   _Atomic uint32_t wake;      /* the drain thread's futex word (scalene__drain_wake) */
+  uint32_t wake_start;        /* wake as start read it, before the drain thread ran */
   int running;
   int hooks_installed;
 
@@ -155,7 +156,7 @@ uint64_t scalene__heap_ring_pending(struct scalene_heap *h);
  * record ends a quarter of the ring: a burst of samples is drained as it
  * comes instead of filling the ring (whose overflow drops samples, and a
  * dropped free leaves its block live) while the drain thread sleeps. */
-extern _Atomic long scalene__drain_period_ns;
+extern _Atomic int64_t scalene__drain_period_ns;
 
 /* Bumps *word and wakes the thread sleeping on it.  Async-signal-safe,
  * allocation-free, errno untouched: the hooks call it. */
@@ -171,6 +172,16 @@ static inline void scalene__drain_wake(_Atomic uint32_t *word) {
 static inline void scalene__drain_wake_at(_Atomic uint32_t *word, uint64_t pos,
                                           uint64_t quarter_mask) {
   if (__builtin_expect(((pos + 1) & quarter_mask) == 0, 0)) scalene__drain_wake(word);
+}
+
+/* A record dropped because the ring is full: counted in *dropped; once
+ * per quarter of the ring's records dropped, the drain is woken again (the
+ * wake at the quarter may have found an earlier record still being written
+ * and stopped there). */
+static inline void scalene__drain_wake_on_drop(_Atomic uint32_t *word, _Atomic uint64_t *dropped,
+                                               uint64_t quarter_mask) {
+  uint64_t d = atomic_fetch_add_explicit(dropped, 1, memory_order_relaxed);
+  if ((d & quarter_mask) == 0) scalene__drain_wake(word);
 }
 
 /* The drain thread's side: sleeps until *word is no longer seen (a wake

@@ -164,10 +164,12 @@ int scalene_memcpy_drain(scalene_memcpy_t *m) {
 static void *drain_main(void *arg) {
   struct scalene_memcpy *m = arg;
   scalene__heap_thread_ignore(); /* this thread's copies and allocations are never counted */
-  uint32_t seen = atomic_load_explicit(&m->wake, memory_order_acquire);
+  /* Sleeps the period, or until a stop or a burst of samples wakes it
+   * (heap_internal.h), then drains; a wake since `seen` was read (by
+   * start, before the thread first ran, or after a drain) ends the sleep
+   * at once. */
+  uint32_t seen = m->wake_start;
   while (!atomic_load(&m->stop_requested)) {
-    /* Sleeps the period, or until a stop or a burst of samples wakes it
-     * (heap_internal.h; a wake while it drained: it does not sleep). */
     scalene__drain_sleep(&m->wake, seen);
     seen = atomic_load_explicit(&m->wake, memory_order_acquire);
     scalene_memcpy_drain(m);
@@ -195,6 +197,7 @@ int scalene_memcpy_start(scalene_memcpy_t *m, scalene_error_t *err) {
   atomic_store(&g_forkable, m);
   atomic_store(&m->stop_requested, 0);
   m->owner_pid = getpid();
+  m->wake_start = atomic_load_explicit(&m->wake, memory_order_acquire);
   int rc = pthread_create(&m->thread, NULL, drain_main, m);
   if (rc != 0) {
     atomic_store(&scalene__memcpy_active, NULL);

@@ -11,8 +11,9 @@
  *   - strlen/strnlen on the source of a string copy (pure functions),
  *   - the consumer's locator (which must be async-signal-safe, sampler.h),
  *   - syscall(SYS_gettid), clock_gettime(CLOCK_MONOTONIC) and, once per
- *     quarter of the sample ring, syscall(SYS_futex, FUTEX_WAKE) to wake
- *     the drain thread (scalene__drain_wake, which keeps errno),
+ *     quarter of the sample ring (or of the records a full ring drops),
+ *     syscall(SYS_futex, FUTEX_WAKE) to wake the drain thread
+ *     (scalene__drain_wake, which keeps errno),
  *   - C11 atomics on memory allocated at scalene_memcpy_new,
  * and never takes a lock, never calls libm and never touches errno.
  * Calls from this file to memcpy and friends go straight to libc:
@@ -140,7 +141,7 @@ static void sample_copy(struct scalene_memcpy *m, size_t n, uintptr_t pc) {
   uint64_t pos;
   scalene__memcpy_rec_t *r = ring_reserve(m, &pos);
   if (!r) {
-    atomic_fetch_add_explicit(&m->dropped, 1, memory_order_relaxed);
+    scalene__drain_wake_on_drop(&m->wake, &m->dropped, m->ring_quarter_mask);
     goto out;
   }
   scalene_sample_context_t ctx;
@@ -229,9 +230,6 @@ static inline size_t strn_copied(const char *src, size_t max) {
  * mem_chk_slow, so that their fast path (the countdown absorbs the copy)
  * ends in a tail call and saves no registers; note_copy's callers keep
  * their arguments across its slow call. */
-typedef void *(*mem_fn)(void *, const void *, size_t);
-typedef void *(*mem_chk_fn)(void *, const void *, size_t, size_t);
-
 static __attribute__((noinline)) void *mem_slow(mem_fn real, void *d, const void *s, size_t n,
                                                 uintptr_t pc) {
   note_copy_slow(n, pc);

@@ -60,6 +60,7 @@ struct scalene_memcpy {
   pid_t owner_pid;            /* the process that started the drain thread */
   _Atomic int stop_requested;
   _Atomic uint32_t wake;      /* the drain thread's futex word (scalene__drain_wake) */
+  uint32_t wake_start;        /* wake as start read it, before the drain thread ran */
   int running;
   int hooks_installed;
 

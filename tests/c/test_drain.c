@@ -27,7 +27,7 @@
 #define CAPACITY 64u /* a quarter: 16 records */
 #define QUARTER (CAPACITY / 4)
 #define FILE_NAME "drain.c"
-#define HOUR_NS 3600000000000L
+#define HOUR_NS INT64_C(3600000000000)
 
 static int fixed_locator(const scalene_sample_context_t *ctx, scalene_location_t *loc,
                          void *arg) {
@@ -66,7 +66,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   (void)state;
-  atomic_store(&scalene__drain_period_ns, 50000000L);
+  atomic_store(&scalene__drain_period_ns, INT64_C(50000000));
   return 0;
 }
 

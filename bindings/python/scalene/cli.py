@@ -557,11 +557,15 @@ class _Saver:
                     "long enough to profile%s.\n"
                     % (" or profiling was never turned on" if options.off else ""))
         lost = session.memory_samples_lost()
-        if lost is not None and lost[0] > 0:
-            _stderr("Scalene: note: %d of %d memory samples were lost (too many at "
-                    "once): the memory figures may be off by about %.1f %%; a larger "
-                    "--allocation-sampling-window takes fewer samples.\n"
-                    % (lost[0], lost[0] + lost[1], 100.0 * lost[0] / (lost[0] + lost[1])))
+        if lost.get("heap", (0, 0))[0] > 0:
+            _stderr("Scalene: note: %d allocation or free samples were lost (too many "
+                    "at once; %d allocations sampled): allocation figures may be low, "
+                    "and a lost free leaves its memory counted as live; a larger "
+                    "--allocation-sampling-window takes fewer samples.\n" % lost["heap"])
+        if lost.get("copy", (0, 0))[0] > 0:
+            _stderr("Scalene: note: %d copy samples were lost (too many at once; %d "
+                    "kept): copy figures may be low; a larger --copy-sampling-window "
+                    "takes fewer samples.\n" % lost["copy"])
         return status
 
 

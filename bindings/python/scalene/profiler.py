@@ -376,18 +376,17 @@ class Session:
             return None
 
     def memory_samples_lost(self):
-        """(lost, kept): the memory and copy samples lost (the sample ring
-        overflowed, or the table of live sampled blocks was full) and those
-        kept; None without memory profiling or if the extension cannot tell."""
+        """{"heap": (lost, kept), "copy": (lost, kept)} for the samplers
+        that ran: records lost (the sample ring overflowed; for the heap
+        sampler also a full table of live sampled blocks, and lost frees)
+        and samples kept; {} without memory profiling or if the extension
+        cannot tell."""
         try:
             st = self.profiler.stats()
-            parts = [st[k] for k in ("heap", "copy") if k in st]
-            if not parts:
-                return None
-            return (sum(int(d["dropped"]) for d in parts),
-                    sum(int(d["samples"]) for d in parts))
+            return {k: (int(st[k]["dropped"]), int(st[k]["samples"]))
+                    for k in ("heap", "copy") if k in st}
         except (KeyError, TypeError, ValueError, load_core().Error):
-            return None
+            return {}
 
     @property
     def is_forked_child(self):
