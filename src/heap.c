@@ -29,10 +29,11 @@
  * most this long when no burst wakes the drain first. */
 _Atomic int64_t scalene__drain_period_ns = 50000000;
 
-void scalene__drain_sleep(_Atomic uint32_t *word, uint32_t seen) {
+uint32_t scalene__drain_sleep(_Atomic uint32_t *word, uint32_t seen) {
   int64_t ns = atomic_load_explicit(&scalene__drain_period_ns, memory_order_relaxed);
   struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
   syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
+  return atomic_load_explicit(word, memory_order_acquire);
 }
 
 void scalene_heap_options_init(scalene_heap_options_t *opts) {
@@ -123,7 +124,6 @@ int scalene_heap_new(const scalene_heap_options_t *opts, scalene_profile_t *prof
   h->table_map = map_zeroed(h->table_map_len);
   h->ring_cap = pow2_at_least(opts->buffer_capacity);
   h->ring_mask = h->ring_cap - 1;
-  h->ring_quarter_mask = h->ring_cap / 4 - 1; /* ring_cap >= 16 */
   h->ring_map_len = h->ring_cap * sizeof(scalene__heap_rec_t);
   h->ring_map = map_zeroed(h->ring_map_len);
   if (!h->table_map || !h->ring_map) {
@@ -297,8 +297,7 @@ static void *drain_main(void *arg) {
    * start) before the thread first ran. */
   uint32_t seen = h->wake_start;
   while (!atomic_load(&h->stop_requested)) {
-    scalene__drain_sleep(&h->wake, seen);
-    seen = atomic_load_explicit(&h->wake, memory_order_acquire);
+    seen = scalene__drain_sleep(&h->wake, seen);
     scalene_heap_drain(h);
   }
   return NULL;

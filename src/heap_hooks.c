@@ -284,7 +284,7 @@ static scalene__heap_rec_t *ring_reserve(struct scalene_heap *h, uint64_t *pos_o
 
 static void ring_publish(struct scalene_heap *h, scalene__heap_rec_t *r, uint64_t pos) {
   atomic_store_explicit(&r->turn, pos + 1 - (pos & h->ring_mask), memory_order_release);
-  scalene__drain_wake_at(&h->wake, pos, h->ring_quarter_mask);
+  scalene__drain_wake_at(&h->wake, pos, h->ring_mask);
 }
 
 int scalene__heap_ring_pop(struct scalene_heap *h, scalene__heap_rec_t *out) {
@@ -323,7 +323,7 @@ static void sample_alloc(struct scalene_heap *h, void *ptr, size_t size, uint32_
   uint64_t pos;
   scalene__heap_rec_t *r = ring_reserve(h, &pos);
   if (!r) {
-    scalene__drain_wake_on_drop(&h->wake, &h->dropped, h->ring_quarter_mask);
+    scalene__drain_wake_on_drop(&h->wake, &h->dropped, h->ring_mask);
     goto out;
   }
   memset(&r->loc, 0, sizeof r->loc);
@@ -432,7 +432,7 @@ static __attribute__((noinline)) void note_free_slow(void *ptr) {
   uint64_t pos;
   scalene__heap_rec_t *r = ring_reserve(h, &pos);
   if (!r) {
-    scalene__drain_wake_on_drop(&h->wake, &h->dropped, h->ring_quarter_mask);
+    scalene__drain_wake_on_drop(&h->wake, &h->dropped, h->ring_mask);
     return;
   }
   r->kind = SCALENE__HEAP_REC_FREE;

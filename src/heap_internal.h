@@ -87,7 +87,6 @@ struct scalene_heap {
   size_t ring_cap, ring_mask;
   _Atomic uint64_t ring_head; /* next ticket for producers */
   uint64_t ring_tail;         /* next position to consume (drain, under lock) */
-  uint64_t ring_quarter_mask; /* ring_cap / 4 - 1: see scalene__drain_wake */
   void *ring_map;
   size_t ring_map_len;
 
@@ -167,11 +166,12 @@ static inline void scalene__drain_wake(_Atomic uint32_t *word) {
   errno = saved;
 }
 
-/* The producers' side: after publishing the record at ring position pos,
- * wakes the drain when that record ends a quarter of the ring. */
+/* The producers' side, for a ring of ring_mask + 1 (a power of two, at
+ * least 16) records: after publishing the record at position pos, wakes
+ * the drain when that record ends a quarter of the ring. */
 static inline void scalene__drain_wake_at(_Atomic uint32_t *word, uint64_t pos,
-                                          uint64_t quarter_mask) {
-  if (__builtin_expect(((pos + 1) & quarter_mask) == 0, 0)) scalene__drain_wake(word);
+                                          uint64_t ring_mask) {
+  if (__builtin_expect(((pos + 1) & (ring_mask >> 2)) == 0, 0)) scalene__drain_wake(word);
 }
 
 /* A record dropped because the ring is full: counted in *dropped; once
@@ -179,13 +179,14 @@ static inline void scalene__drain_wake_at(_Atomic uint32_t *word, uint64_t pos,
  * wake at the quarter may have found an earlier record still being written
  * and stopped there). */
 static inline void scalene__drain_wake_on_drop(_Atomic uint32_t *word, _Atomic uint64_t *dropped,
-                                               uint64_t quarter_mask) {
+                                               uint64_t ring_mask) {
   uint64_t d = atomic_fetch_add_explicit(dropped, 1, memory_order_relaxed);
-  if ((d & quarter_mask) == 0) scalene__drain_wake(word);
+  if ((d & (ring_mask >> 2)) == 0) scalene__drain_wake(word);
 }
 
 /* The drain thread's side: sleeps until *word is no longer seen (a wake
- * came since it was read) or the period has passed. */
-void scalene__drain_sleep(_Atomic uint32_t *word, uint32_t seen);
+ * came since it was read) or the period has passed.  Returns *word as it
+ * is now: what the next sleep compares with. */
+uint32_t scalene__drain_sleep(_Atomic uint32_t *word, uint32_t seen);
 
 #endif /* SCALENE_HEAP_INTERNAL_H */

@@ -88,7 +88,6 @@ int scalene_memcpy_new(const scalene_memcpy_options_t *opts, scalene_profile_t *
   while (cap < opts->buffer_capacity) cap <<= 1;
   m->ring_cap = cap;
   m->ring_mask = cap - 1;
-  m->ring_quarter_mask = cap / 4 - 1; /* cap >= 16 */
   m->ring_map_len = cap * sizeof(scalene__memcpy_rec_t);
   void *p = mmap(NULL, m->ring_map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                  -1, 0);
@@ -170,8 +169,7 @@ static void *drain_main(void *arg) {
    * at once. */
   uint32_t seen = m->wake_start;
   while (!atomic_load(&m->stop_requested)) {
-    scalene__drain_sleep(&m->wake, seen);
-    seen = atomic_load_explicit(&m->wake, memory_order_acquire);
+    seen = scalene__drain_sleep(&m->wake, seen);
     scalene_memcpy_drain(m);
   }
   return NULL;

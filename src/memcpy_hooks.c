@@ -141,7 +141,7 @@ static void sample_copy(struct scalene_memcpy *m, size_t n, uintptr_t pc) {
   uint64_t pos;
   scalene__memcpy_rec_t *r = ring_reserve(m, &pos);
   if (!r) {
-    scalene__drain_wake_on_drop(&m->wake, &m->dropped, m->ring_quarter_mask);
+    scalene__drain_wake_on_drop(&m->wake, &m->dropped, m->ring_mask);
     goto out;
   }
   scalene_sample_context_t ctx;
@@ -156,7 +156,7 @@ static void sample_copy(struct scalene_memcpy *m, size_t n, uintptr_t pc) {
   r->unattributed = found != SCALENE_LOCATE_FOUND;
   r->found = found != SCALENE_LOCATE_SKIP;
   atomic_store_explicit(&r->turn, pos + 1 - (pos & m->ring_mask), memory_order_release);
-  scalene__drain_wake_at(&m->wake, pos, m->ring_quarter_mask);
+  scalene__drain_wake_at(&m->wake, pos, m->ring_mask);
   if (found != SCALENE_LOCATE_SKIP) {
     atomic_fetch_add_explicit(&m->samples, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->copied_bytes, (int64_t)weight, memory_order_relaxed);

@@ -43,7 +43,6 @@ struct scalene_memcpy {
   size_t ring_cap, ring_mask;
   _Atomic uint64_t ring_head; /* next ticket for producers */
   uint64_t ring_tail;         /* next position to consume (drain, under lock) */
-  uint64_t ring_quarter_mask; /* ring_cap / 4 - 1: see scalene__drain_wake */
   void *ring_map;
   size_t ring_map_len;
 
