@@ -594,6 +594,22 @@ static void *wrap_pooled_calloc(void *ctx, size_t nelem, size_t elsize) {
   return pooled_calloc_slow(w, nelem, elsize, PC());
 }
 
+/* A request of size bytes (zeroed if zero) served by the pools, unbracketed
+ * and uncounted: one not to be sampled after all. */
+static void *pool_alloc(const scalene_heap_wrapper_t *w, size_t size, int zero) {
+  return zero ? w->inner.calloc(w->inner.ctx, 1, size) : w->inner.malloc(w->inner.ctx, size);
+}
+
+/* A request of size bytes (zeroed if zero) served by the fallback, the
+ * malloc-family hooks bracketed: a sampled one, which the caller counts. */
+static void *fallback_alloc(const scalene_heap_wrapper_t *w, size_t size, int zero) {
+  scalene__depth_enter();
+  void *p = zero ? w->fallback.calloc(w->fallback.ctx, 1, size)
+                 : w->fallback.malloc(w->fallback.ctx, size);
+  scalene__depth_leave();
+  return p;
+}
+
 /* scalene_heap_wrap_pool: a pooled wrapper whose samples come from the
  * fallback allocator, so that the pools' own free needs no wrapper.  A
  * sampled request (the countdown crossed) is served by w->fallback, with
@@ -603,12 +619,8 @@ static void *wrap_pooled_calloc(void *ctx, size_t nelem, size_t elsize) {
 static __attribute__((noinline)) void *divert_sample(const scalene_heap_wrapper_t *w,
                                                      size_t size, int zero, uintptr_t pc) {
   if (!atomic_load_explicit(&scalene__heap_active, memory_order_relaxed))
-    /* No sampler (a wrapper that outlived it): nothing to sample. */
-    return zero ? w->inner.calloc(w->inner.ctx, 1, size) : w->inner.malloc(w->inner.ctx, size);
-  scalene__depth_enter();
-  void *p = zero ? w->fallback.calloc(w->fallback.ctx, 1, size)
-                 : w->fallback.malloc(w->fallback.ctx, size);
-  scalene__depth_leave();
+    return pool_alloc(w, size, zero); /* no sampler (a wrapper that outlived it) */
+  void *p = fallback_alloc(w, size, zero);
   if (p) note_alloc(p, size, w->flags & SCALENE_HEAP_PYTHON, pc);
   return p;
 }
@@ -745,12 +757,8 @@ static __attribute__((noinline)) struct scalene_heap *serial_crossed(scalene_hea
 static __attribute__((noinline)) void *serial_divert(scalene_heap_wrapper_t *w, size_t size,
                                                      int zero, uintptr_t pc) {
   struct scalene_heap *h = serial_crossed(w, (int64_t)size);
-  if (h == NULL)
-    return zero ? w->inner.calloc(w->inner.ctx, 1, size) : w->inner.malloc(w->inner.ctx, size);
-  scalene__depth_enter();
-  void *p = zero ? w->fallback.calloc(w->fallback.ctx, 1, size)
-                 : w->fallback.malloc(w->fallback.ctx, size);
-  scalene__depth_leave();
+  if (h == NULL) return pool_alloc(w, size, zero);
+  void *p = fallback_alloc(w, size, zero);
   if (p) sample_alloc(h, p, size, w->flags & SCALENE_HEAP_PYTHON, pc);
   return p;
 }
