@@ -187,7 +187,7 @@ def test_lost_samples_are_reported(tmp_path):
     m = re.search(r"note: (\d+) allocation or free samples were lost", err)
     assert m, err
     assert int(m.group(1)) >= 80000 - 65536, err
-    # A few hundred samples: none lost, no note.
+    # At the default window, a few dozen samples: none lost, no note.
     _, proc = run_json(tmp_path, KEEP_80000, out="quiet.json")
     assert b"were lost" not in proc.stderr, proc.stderr
 
