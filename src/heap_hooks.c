@@ -711,37 +711,61 @@ static void *wrap_divert_realloc(void *ctx, void *ptr, size_t size) {
 }
 
 /* SCALENE_HEAP_SERIALIZED (heap.h): the wrappers of scalene_heap_wrap_pool
- * on the wrapper's own countdown, w->countdown, drawn for the start
- * w->gen from w->rng.  The caller serialises every call of these three
- * functions (Python's GIL), so they read and write *w without atomics.
- * Requests bigger than pool_max and the blocks of a bigger realloc are the
- * fallback domain's, counted as by the other wrappers. */
+ * on the wrapper's own countdown, w->countdown, drawn from w->rng.  The
+ * caller serialises every call of these three functions (Python's GIL), so
+ * they read and write *w without atomics.  Requests bigger than pool_max
+ * and the blocks of a bigger realloc are the fallback domain's, counted as
+ * by the other wrappers.
+ *
+ * Their common path is a subtraction and a branch, then a tail call with
+ * the wrapper as the pool allocator's ctx (which it ignores, heap.h): the
+ * start a countdown was drawn for (w->gen) is checked only when it runs
+ * out, in serial_crossed.  Unlike the thread-local countdowns, which a new
+ * start redraws at once, a countdown drawn before the last stop may thus
+ * run on into the next start:
+ * - drawn at an earlier start: it is a geometric countdown of that start's
+ *   mean, and a countdown partly consumed is one still (memoryless), so
+ *   when it runs out the request is sampled as one of this start's; with
+ *   the same mean, sampling stays unbiased;
+ * - parked while no sampler ran (SERIAL_PARK_BYTES, w->gen marked): the
+ *   first SERIAL_PARK_BYTES or fewer a start's requests make are not
+ *   sampled, and the one that runs it out draws this start's countdown.
+ * A caller that wants every start to begin on a countdown of its own wraps
+ * again (scalene_heap_wrap_pool) after each start, as the Python binding
+ * does. */
+
+/* The countdown of a wrapper that ran out while no sampler ran: it looks
+ * for one again after this many bytes of requests, its common path staying
+ * a subtraction and a branch meanwhile. */
+#define SERIAL_PARK_BYTES 4096
+/* w->gen of a parked countdown: no start's generation (those are taken
+ * modulo 2^31 here). */
+#define SERIAL_PARKED 0x80000000u
 
 /* countdown_absorbs on w's countdown. */
 static inline __attribute__((always_inline)) int serial_absorbs(const scalene_heap_wrapper_t *w,
                                                                 int64_t size, int64_t *c_out) {
   int64_t c = (int64_t)((uint64_t)w->countdown - (uint64_t)size);
   *c_out = c;
-  return __builtin_expect(
-      c > 0 && w->gen == atomic_load_explicit(&scalene__heap_gen, memory_order_relaxed), 1);
+  return __builtin_expect(c > 0, 1);
 }
 
-/* w's countdown c crossed zero at a request of size bytes, or was drawn
- * for an earlier start: draws it again.  Returns the running sampler when
- * the request is to be sampled, else NULL: no sampler runs (the countdown
- * is parked until the next start changes the generation), a countdown
- * drawn now absorbs it, or the calling thread is inside a bracket, whose
+/* w's countdown c crossed zero at a request of size bytes: draws it again.
+ * Returns the running sampler when the request is to be sampled, else
+ * NULL: no sampler runs (the countdown is parked), the countdown is the
+ * first since scalene_heap_wrap_pool or since it was parked and one drawn
+ * now absorbs the request, or the calling thread is inside a bracket, whose
  * allocations are not counted (its sample is dropped: see heap.h). */
 static __attribute__((noinline)) struct scalene_heap *serial_crossed(scalene_heap_wrapper_t *w,
                                                                      int64_t size) {
-  uint32_t gen = atomic_load_explicit(&scalene__heap_gen, memory_order_relaxed);
+  uint32_t gen = atomic_load_explicit(&scalene__heap_gen, memory_order_relaxed) & ~SERIAL_PARKED;
   struct scalene_heap *h = atomic_load_explicit(&scalene__heap_active, memory_order_acquire);
-  if (!h) { /* parked: the fast path absorbs everything until a start changes gen */
-    w->countdown = INT64_MAX;
-    w->gen = gen;
+  if (!h) {
+    w->countdown = SERIAL_PARK_BYTES;
+    w->gen = gen | SERIAL_PARKED;
     return NULL;
   }
-  if (w->rng == 0 || w->gen != gen) { /* the first request since start: draw, then count */
+  if (w->rng == 0 || (w->gen & SERIAL_PARKED)) { /* the first countdown of this start: draw, then count */
     if (w->rng == 0) scalene__rng_seed(&w->rng);
     w->gen = gen;
     int64_t c = scalene__draw_countdown(&w->rng, h->mean) - size;
@@ -750,6 +774,7 @@ static __attribute__((noinline)) struct scalene_heap *serial_crossed(scalene_hea
       return NULL;
     }
   }
+  w->gen = gen; /* an earlier start's countdown, run out in this one: this one's sample */
   w->countdown = scalene__draw_countdown(&w->rng, h->mean);
   return tl_depth == 0 ? h : NULL;
 }
@@ -769,7 +794,7 @@ static void *wrap_serial_malloc(void *ctx, size_t size) {
   if (__builtin_expect(size - 1 < w->pool_max, 1)) {
     if (serial_absorbs(w, (int64_t)size, &c)) {
       w->countdown = c;
-      return w->inner.malloc(w->inner.ctx, size);
+      return w->inner.malloc(ctx, size); /* the pools ignore their ctx */
     }
     return serial_divert(w, size, 0, PC());
   }
@@ -783,7 +808,7 @@ static void *wrap_serial_calloc(void *ctx, size_t nelem, size_t elsize) {
   if (!__builtin_mul_overflow(nelem, elsize, &total) && total - 1 < w->pool_max) {
     if (serial_absorbs(w, (int64_t)total, &c)) {
       w->countdown = c;
-      return w->inner.calloc(w->inner.ctx, nelem, elsize);
+      return w->inner.calloc(ctx, nelem, elsize);
     }
     return serial_divert(w, total, 1, PC());
   }

@@ -695,7 +695,9 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
  * without the GIL, so they may run on any thread at once; they only read
  * core_mem_wrap, which is written with the GIL held while no wrapper is
  * installed and never cleared, so that a thread still inside a wrapper
- * after stop() restored the originals keeps a valid allocator. */
+ * after stop() restored the originals keeps a valid allocator.  Every
+ * start wraps them again (core_mem_install), so that the pooled wrappers'
+ * countdowns are drawn for that start (SCALENE_HEAP_SERIALIZED, heap.h). */
 
 static PyMemAllocatorEx core_mem_orig[3]; /* RAW, MEM, OBJ: what start() replaced */
 static scalene_heap_wrapper_t core_mem_wrap[3];

@@ -676,6 +676,10 @@ static void check_pool_divert(unsigned int serial, int phase) {
   fx_free(&fx);
 
   fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
+  /* A serialized countdown runs on into the next start (heap.h): wrapped
+   * again, as the Python binding does, it begins on this start's
+   * (test_wrap_pool_serialized_carry covers the other case). */
+  if (serial) wp = wrap_test_pool(SCALENE_HEAP_PYTHON | serial);
   void *small[500], *big[4];
   double want = pool_requests(wp, phase, small, big);
   tl_phase = phase;
@@ -730,6 +734,79 @@ static void test_wrap_pool_divert(void **state) {
 static void test_wrap_pool_serialized(void **state) {
   (void)state;
   check_pool_divert(SCALENE_HEAP_SERIALIZED, 28);
+}
+
+/* The requests of 512 bytes a serialized wrapper serves from the pool
+ * before one is sampled (leaves it), of at most `limit`; each is freed, so
+ * the pool never fills.  Returns `limit` when none was sampled. */
+static int unsampled_run(scalene_allocator_t wp, int limit) {
+  for (int i = 0; i < limit; i++) {
+    g_pool_used = 0;
+    void *p = wp.malloc(wp.ctx, 512);
+    int sampled = !in_pool(p);
+    wp.free(wp.ctx, p);
+    if (sampled) return i;
+  }
+  return limit;
+}
+
+/* SCALENE_HEAP_SERIALIZED without wrapping again: a countdown drawn before
+ * a stop runs on into the next start (heap.h).
+ * - Parked (run out while no sampler ran): at most 4 KiB of requests go
+ *   unsampled after the start, 8 of 512 bytes; at R = 1 byte every later
+ *   one is sampled, with weight 512 exactly.
+ * - Drawn at an earlier start of R = 1: the next start's first request
+ *   runs it out and is sampled (at R = 1 and at R = 1 MiB alike).
+ * - Drawn at an earlier start of R = 1 MiB: it runs out after Exp(1 MiB)
+ *   bytes, below 20 MiB (40 960 requests) but with probability e^-20;
+ *   then R = 1 samples every request. */
+static void test_wrap_pool_serialized_carry(void **state) {
+  (void)state;
+  scalene_allocator_t wp = wrap_test_pool(SCALENE_HEAP_PYTHON | SCALENE_HEAP_SERIALIZED);
+  g_pool_used = 0;
+  for (int i = 0; i < 4; i++) /* no sampler: the countdown parks */
+    assert_true(in_pool(wp.malloc(wp.ctx, 64)));
+
+  fixture_t fx;
+  fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
+  tl_phase = 30;
+  int parked = unsampled_run(wp, 100);
+  print_message("  (serialized, parked) %d requests unsampled after the start\n", parked);
+  assert_true(parked <= 8);
+  assert_int_equal(unsampled_run(wp, 100), 0);
+  assert_int_equal(unsampled_run(wp, 100), 0);
+  tl_phase = 0;
+  assert_int_equal(scalene_heap_drain(fx.h), 0);
+  const scalene_line_stats_t *l = line(fx.p, 30);
+  assert_non_null(l);
+  assert_within("(serialized, parked) sampled requests", l->alloc_bytes, 3 * 512.0, 1e-9);
+  assert_int_equal(scalene_heap_stop(fx.h), 0);
+  fx_free(&fx);
+
+  fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
+  tl_phase = 31;
+  assert_int_equal(unsampled_run(wp, 100), 0);
+  tl_phase = 0;
+  assert_int_equal(scalene_heap_stop(fx.h), 0);
+  fx_free(&fx);
+
+  fx_new(&fx, 1 * MiB, SCALENE_HEAP_HOOK_MALLOC);
+  tl_phase = 32;
+  /* R = 1's countdown runs out at once: a sample of this start, whose
+   * countdown is drawn next */
+  assert_int_equal(unsampled_run(wp, 1), 0);
+  tl_phase = 0;
+  assert_int_equal(scalene_heap_stop(fx.h), 0);
+  fx_free(&fx);
+  fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
+  tl_phase = 33;
+  int carried = unsampled_run(wp, 40960);
+  print_message("  (serialized) an R = 1 MiB countdown ran on for %d requests\n", carried);
+  assert_true(carried < 40960);
+  assert_int_equal(unsampled_run(wp, 100), 0);
+  tl_phase = 0;
+  assert_int_equal(scalene_heap_stop(fx.h), 0);
+  fx_free(&fx);
 }
 
 /* SCALENE_HEAP_SERIALIZED at a mean the requests do not swamp: 200 000
@@ -814,6 +891,7 @@ int main(void) {
       cmocka_unit_test(test_wrap_pool_divert),
       cmocka_unit_test(test_wrap_pool_serialized),
       cmocka_unit_test(test_wrap_pool_serialized_estimate),
+      cmocka_unit_test(test_wrap_pool_serialized_carry),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
