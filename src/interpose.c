@@ -284,11 +284,13 @@ static int object_skipped(const struct dl_phdr_info *info) {
 
 /* ------------------------------------------------------------ patch pass */
 
-/* The hook of set `set` for symbol name, or NULL. */
+/* The hook of set `set` for symbol name, or NULL.  Called for every
+ * relocation of every object at each install: the first bytes are compared
+ * before strcmp is called. */
 static const scalene__hook_t *hook_for(const char *name, unsigned int set) {
   for (size_t h = 0; h < g_nhooks; h++)
-    if (g_hook_set[h] == set && *g_hooks[h].original != NULL &&
-        strcmp(g_hooks[h].symbol, name) == 0)
+    if (g_hooks[h].symbol[0] == name[0] && g_hook_set[h] == set &&
+        *g_hooks[h].original != NULL && strcmp(g_hooks[h].symbol, name) == 0)
       return &g_hooks[h];
   return NULL;
 }
