@@ -765,7 +765,7 @@ static __attribute__((noinline)) struct scalene_heap *serial_crossed(scalene_hea
     w->gen = gen | SERIAL_PARKED;
     return NULL;
   }
-  if (w->rng == 0 || (w->gen & SERIAL_PARKED)) { /* the first countdown of this start: draw, then count */
+  if (w->rng == 0 || (w->gen & SERIAL_PARKED)) { /* this start's first countdown: draw, count */
     if (w->rng == 0) scalene__rng_seed(&w->rng);
     w->gen = gen;
     int64_t c = scalene__draw_countdown(&w->rng, h->mean) - size;
