@@ -48,7 +48,7 @@ int scalene__profile_add_process(scalene_profile_t *p, const scalene_process_sta
 int scalene__read_file(const char *path, off_t max, char **out, size_t *len,
                        scalene_error_t *err);
 /* output_json.c: writes len bytes of data to path atomically (a temporary
- * file in the same directory, fsync'ed, renamed over path), so that a
+ * file in the same directory, renamed over path; not fsync'ed), so that a
  * reader sees the old file or the whole new one; on failure nothing is left
  * behind.  Returns 0, SCALENE_EIO or SCALENE_ENOMEM, with err filled. */
 int scalene__write_file_atomic(const char *path, const char *data, size_t len,

@@ -610,8 +610,12 @@ static int write_all(int fd, const char *s, size_t n) {
 }
 
 /* internal.h.  A temporary next to the target (same file system, so rename
- * is atomic), fsync'ed before the rename so that a crash leaves the old file
- * or the whole new one, never a torn one. */
+ * is atomic): a process that dies at any point leaves the old file or the
+ * whole new one, never a torn one.  Nothing is fsync'ed: a profile is
+ * derived data, not worth a disk flush at every write (about 1 ms each
+ * here, far more on a busy disk, and once per child process and per
+ * --profile-interval); after a crash of the machine itself the file may
+ * hold the old profile, the new one or, on some file systems, nothing. */
 int scalene__write_file_atomic(const char *path, const char *data, size_t len,
                                scalene_error_t *err) {
   char *tmp = NULL;
@@ -626,8 +630,7 @@ int scalene__write_file_atomic(const char *path, const char *data, size_t len,
                        strerror(errno));
     rc = SCALENE_EIO;
   } else {
-    if (fchmod(fd, 0666 & ~current_umask()) != 0 || write_all(fd, data, len) != 0 ||
-        fsync(fd) != 0) {
+    if (fchmod(fd, 0666 & ~current_umask()) != 0 || write_all(fd, data, len) != 0) {
       scalene__error_set(err, path, 0, 0, -1, "cannot write %s: %s", tmp, strerror(errno));
       rc = SCALENE_EIO;
     }
@@ -640,16 +643,6 @@ int scalene__write_file_atomic(const char *path, const char *data, size_t len,
       rc = SCALENE_EIO;
     }
     if (rc != 0) unlink(tmp);
-  }
-  if (rc == 0) {
-    /* Make the rename itself durable; a failure here loses nothing. */
-    char *slash = strrchr(tmp, '/');
-    if (slash != NULL) *slash = '\0';
-    int dfd = open(slash != NULL ? (slash == tmp ? "/" : tmp) : ".", O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-      (void)fsync(dfd);
-      close(dfd);
-    }
   }
   free(tmp);
   return rc;

@@ -33,8 +33,10 @@ typedef struct scalene_output_options {
 SCALENE_API void scalene_output_options_init(scalene_output_options_t *opts);
 
 /* Writes p as JSON to path atomically: a temporary file in the same
- * directory, fsync'ed, then renamed over path, so a reader sees the old file
- * or the whole new one.  Source lines are read from the profiled files where
+ * directory, renamed over path, so a reader sees the old file or the whole
+ * new one, whenever the writing process dies.  The file is not fsync'ed:
+ * after a crash of the machine itself it may hold either, or on some file
+ * systems nothing.  Source lines are read from the profiled files where
  * they exist; each reported file gets one line record per source line.
  * opts may be NULL.  Returns 0, SCALENE_EIO or SCALENE_ENOMEM (*err says
  * which file and why). */
