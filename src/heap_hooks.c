@@ -718,29 +718,27 @@ static void *wrap_divert_realloc(void *ctx, void *ptr, size_t size) {
  * by the other wrappers.
  *
  * Their common path is a subtraction and a branch, then a tail call with
- * the wrapper as the pool allocator's ctx (which it ignores, heap.h): the
- * start a countdown was drawn for (w->gen) is checked only when it runs
- * out, in serial_crossed.  Unlike the thread-local countdowns, which a new
- * start redraws at once, a countdown drawn before the last stop may thus
- * run on into the next start:
- * - drawn at an earlier start: it is a geometric countdown of that start's
- *   mean, and a countdown partly consumed is one still (memoryless), so
- *   when it runs out the request is sampled as one of this start's; with
- *   the same mean, sampling stays unbiased;
- * - parked while no sampler ran (SERIAL_PARK_BYTES, w->gen marked): the
- *   first SERIAL_PARK_BYTES or fewer a start's requests make are not
- *   sampled, and the one that runs it out draws this start's countdown.
- * A caller that wants every start to begin on a countdown of its own wraps
- * again (scalene_heap_wrap_pool) after each start, as the Python binding
- * does. */
+ * the wrapper as the pool allocator's ctx (which it ignores, heap.h).  It
+ * does not look for a new start (unlike the thread-local countdowns, which
+ * a start's new generation redraws at once): only serial_crossed, when the
+ * countdown runs out, looks at the running sampler, so a countdown drawn
+ * before a stop runs on into the next start:
+ * - drawn at an earlier start, it is a geometric countdown of that start's
+ *   mean, and one partly consumed is one still (memoryless): when it runs
+ *   out the request is sampled as one of this start's, which is unbiased
+ *   when both starts have the same mean (otherwise heap.h asks the caller
+ *   to wrap again);
+ * - run out while no sampler ran, it parks at SERIAL_PARK_BYTES, marked in
+ *   w->gen: at most that many bytes of a start's first requests go
+ *   unsampled, and the request that runs it out draws this start's
+ *   countdown, then counts, as the first request after a wrap does. */
 
 /* The countdown of a wrapper that ran out while no sampler ran: it looks
  * for one again after this many bytes of requests, its common path staying
  * a subtraction and a branch meanwhile. */
 #define SERIAL_PARK_BYTES 4096
-/* w->gen of a parked countdown: no start's generation (those are taken
- * modulo 2^31 here). */
-#define SERIAL_PARKED 0x80000000u
+/* w->gen of a parked countdown (else 0). */
+#define SERIAL_PARKED 1u
 
 /* countdown_absorbs on w's countdown. */
 static inline __attribute__((always_inline)) int serial_absorbs(const scalene_heap_wrapper_t *w,
@@ -750,31 +748,29 @@ static inline __attribute__((always_inline)) int serial_absorbs(const scalene_he
   return __builtin_expect(c > 0, 1);
 }
 
-/* w's countdown c crossed zero at a request of size bytes: draws it again.
+/* w's countdown crossed zero at a request of size bytes: draws it again.
  * Returns the running sampler when the request is to be sampled, else
- * NULL: no sampler runs (the countdown is parked), the countdown is the
- * first since scalene_heap_wrap_pool or since it was parked and one drawn
- * now absorbs the request, or the calling thread is inside a bracket, whose
+ * NULL: no sampler runs (the countdown parks), the countdown is the first
+ * since scalene_heap_wrap_pool or since it parked and one drawn now absorbs
+ * the request, or the calling thread is inside a bracket, whose
  * allocations are not counted (its sample is dropped: see heap.h). */
 static __attribute__((noinline)) struct scalene_heap *serial_crossed(scalene_heap_wrapper_t *w,
                                                                      int64_t size) {
-  uint32_t gen = atomic_load_explicit(&scalene__heap_gen, memory_order_relaxed) & ~SERIAL_PARKED;
   struct scalene_heap *h = atomic_load_explicit(&scalene__heap_active, memory_order_acquire);
   if (!h) {
     w->countdown = SERIAL_PARK_BYTES;
-    w->gen = gen | SERIAL_PARKED;
+    w->gen = SERIAL_PARKED;
     return NULL;
   }
-  if (w->rng == 0 || (w->gen & SERIAL_PARKED)) { /* this start's first countdown: draw, count */
+  if (w->rng == 0 || w->gen == SERIAL_PARKED) { /* this start's first countdown: draw, count */
     if (w->rng == 0) scalene__rng_seed(&w->rng);
-    w->gen = gen;
+    w->gen = 0;
     int64_t c = scalene__draw_countdown(&w->rng, h->mean) - size;
     if (c > 0) {
       w->countdown = c;
       return NULL;
     }
   }
-  w->gen = gen; /* an earlier start's countdown, run out in this one: this one's sample */
   w->countdown = scalene__draw_countdown(&w->rng, h->mean);
   return tl_depth == 0 ? h : NULL;
 }

@@ -615,7 +615,7 @@ static int write_all(int fd, const char *s, size_t n) {
  * derived data, not worth a disk flush at every write (about 1 ms each
  * here, far more on a busy disk, and once per child process and per
  * --profile-interval); after a crash of the machine itself the file may
- * hold the old profile, the new one or, on some file systems, nothing. */
+ * hold the old profile, the new one or, on some file systems, be empty. */
 int scalene__write_file_atomic(const char *path, const char *data, size_t len,
                                scalene_error_t *err) {
   char *tmp = NULL;

@@ -135,8 +135,8 @@ typedef struct scalene_heap_wrapper {
   size_t pool_max;    /* with SCALENE_HEAP_POOLED: the largest request the pools serve */
   scalene_allocator_t fallback; /* scalene_heap_wrap_pool only */
   /* With SCALENE_HEAP_SERIALIZED: the wrapper's own countdown (bytes until
-   * its next sample), the start it was drawn for (or a mark: drawn while no
-   * sampler ran), and its random state. */
+   * its next sample), a mark (nonzero: it ran out while no sampler ran),
+   * and its random state. */
   int64_t countdown;
   uint32_t gen;
   uint64_t rng;
@@ -168,13 +168,18 @@ typedef struct scalene_heap_wrapper {
  * e.g. one marked as the profiler's own) is dropped, which leaves the
  * samples of the rest at that rate too.  The common path does not look
  * for a new start either, only the request that runs the countdown out
- * does, so a countdown drawn before a stop runs on into the next start: a
- * countdown drawn at an earlier start is sampled as one of the new start's
- * (unbiased when both starts have the same mean, since a geometric
- * countdown partly consumed is one still), and one left to run out while
- * no sampler ran lets 4 KiB of requests or less go unsampled at the start.
- * To begin every start on a countdown drawn for it, wrap again after each
- * start, as the Python binding does. */
+ * does, so a countdown drawn before a stop runs on into the next start:
+ * - one drawn at an earlier start runs out after a geometric number of
+ *   bytes of that start's mean and is then sampled as one of the new
+ *   start's.  With the same mean this is unbiased (a geometric countdown
+ *   partly consumed is one still).  With another mean it is not: the
+ *   first sample comes at the old rate, e.g. after ~1 GiB at an old mean
+ *   of 1 GiB, or at once, weighing the new mean, at an old mean of 1 byte.
+ *   A caller that changes the mean between starts must therefore wrap
+ *   again after the start (scalene_heap_wrap_pool), as the Python binding
+ *   does at every start;
+ * - one that ran out while no sampler ran lets 4 KiB of requests or less
+ *   go unsampled at the start, then draws a countdown of the start's mean. */
 #define SCALENE_HEAP_SERIALIZED 0x4u
 
 /* Fills *out with an allocator that calls `inner` and reports its blocks to

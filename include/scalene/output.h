@@ -36,7 +36,7 @@ SCALENE_API void scalene_output_options_init(scalene_output_options_t *opts);
  * directory, renamed over path, so a reader sees the old file or the whole
  * new one, whenever the writing process dies.  The file is not fsync'ed:
  * after a crash of the machine itself it may hold either, or on some file
- * systems nothing.  Source lines are read from the profiled files where
+ * systems be empty.  Source lines are read from the profiled files where
  * they exist; each reported file gets one line record per source line.
  * opts may be NULL.  Returns 0, SCALENE_EIO or SCALENE_ENOMEM (*err says
  * which file and why). */

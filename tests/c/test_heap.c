@@ -667,7 +667,9 @@ static void check_pool_divert(unsigned int serial, int phase) {
 
   fixture_t fx;
   /* A start with another mean first: a countdown drawn for it must not run
-   * on into the next start's (R = 1 byte: every request sampled). */
+   * on into the next start's (R = 1 byte: every request sampled).  The
+   * thread's countdown is redrawn at the start; a serialized one is wrapped
+   * again, as the binding does (test_wrap_pool_serialized_carry). */
   fx_new(&fx, 1 * MiB, SCALENE_HEAP_HOOK_MALLOC);
   g_pool_used = 0;
   void *first = wp.malloc(wp.ctx, 64);
@@ -676,9 +678,6 @@ static void check_pool_divert(unsigned int serial, int phase) {
   fx_free(&fx);
 
   fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
-  /* A serialized countdown runs on into the next start (heap.h): wrapped
-   * again, as the Python binding does, it begins on this start's
-   * (test_wrap_pool_serialized_carry covers the other case). */
   if (serial) wp = wrap_test_pool(SCALENE_HEAP_PYTHON | serial);
   void *small[500], *big[4];
   double want = pool_requests(wp, phase, small, big);
@@ -712,6 +711,7 @@ static void check_pool_divert(unsigned int serial, int phase) {
    * p = 1 - exp(-512/2^20) = 4.9e-4, so the expected number outside the
    * pool is 0.24 (P(more than 5) < 1e-6). */
   fx_new(&fx, 1 * MiB, SCALENE_HEAP_HOOK_MALLOC);
+  if (serial) wp = wrap_test_pool(SCALENE_HEAP_PYTHON | serial); /* R = 1's countdown: gone */
   g_pool_used = 0;
   int outside = 0;
   for (int i = 0; i < 500; i++) {
@@ -751,15 +751,20 @@ static int unsampled_run(scalene_allocator_t wp, int limit) {
 }
 
 /* SCALENE_HEAP_SERIALIZED without wrapping again: a countdown drawn before
- * a stop runs on into the next start (heap.h).
- * - Parked (run out while no sampler ran): at most 4 KiB of requests go
- *   unsampled after the start, 8 of 512 bytes; at R = 1 byte every later
- *   one is sampled, with weight 512 exactly.
- * - Drawn at an earlier start of R = 1: the next start's first request
- *   runs it out and is sampled (at R = 1 and at R = 1 MiB alike).
- * - Drawn at an earlier start of R = 1 MiB: it runs out after Exp(1 MiB)
- *   bytes, below 20 MiB (40 960 requests) but with probability e^-20;
- *   then R = 1 samples every request. */
+ * a stop runs on into the next start (heap.h).  Requests of 512 bytes; at
+ * R = 1 byte a sampled one weighs 512 exactly, at R = 2^40 one is sampled
+ * with p = 512 / 2^40 = 4.7e-10.
+ * - Parked, fresh from a wrap: at most 4 KiB (8 requests) go unsampled
+ *   after a start at R = 1, then every request is sampled.
+ * - Parked after a start had drawn its countdown: the request that runs
+ *   the park out draws the new start's countdown before it counts, so at
+ *   R = 2^40 it stays unsampled (a wrong mark would sample it for sure).
+ * - Drawn at R = 2^40 and carried into a start at R = 1: 100 requests
+ *   stay unsampled (the documented reason to wrap again when the mean
+ *   changes; a countdown below 51 200 bytes has p = 4.7e-8); wrapped
+ *   again, every request is sampled.
+ * - Drawn at R = 1 and carried into a start at R = 1: its first request
+ *   runs it out and is sampled as that start's. */
 static void test_wrap_pool_serialized_carry(void **state) {
   (void)state;
   scalene_allocator_t wp = wrap_test_pool(SCALENE_HEAP_PYTHON | SCALENE_HEAP_SERIALIZED);
@@ -783,28 +788,34 @@ static void test_wrap_pool_serialized_carry(void **state) {
   assert_int_equal(scalene_heap_stop(fx.h), 0);
   fx_free(&fx);
 
-  fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
+  /* The R = 1 countdown runs out with no sampler: parked, then 9 more
+   * requests (4608 bytes) run the park out once more and leave 3584. */
+  for (int i = 0; i < 10; i++) assert_int_equal(unsampled_run(wp, 1), 1);
+  fx_new(&fx, UINT64_C(1) << 40, SCALENE_HEAP_HOOK_MALLOC);
   tl_phase = 31;
+  assert_int_equal(unsampled_run(wp, 100), 100);
+  tl_phase = 0;
+  assert_int_equal(scalene_heap_stop(fx.h), 0);
+  fx_free(&fx);
+
+  fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
+  tl_phase = 32;
+  assert_int_equal(unsampled_run(wp, 100), 100); /* R = 2^40's countdown runs on */
+  wp = wrap_test_pool(SCALENE_HEAP_PYTHON | SCALENE_HEAP_SERIALIZED);
   assert_int_equal(unsampled_run(wp, 100), 0);
   tl_phase = 0;
   assert_int_equal(scalene_heap_stop(fx.h), 0);
   fx_free(&fx);
 
-  fx_new(&fx, 1 * MiB, SCALENE_HEAP_HOOK_MALLOC);
-  tl_phase = 32;
-  /* R = 1's countdown runs out at once: a sample of this start, whose
-   * countdown is drawn next */
-  assert_int_equal(unsampled_run(wp, 1), 0);
-  tl_phase = 0;
-  assert_int_equal(scalene_heap_stop(fx.h), 0);
-  fx_free(&fx);
   fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
   tl_phase = 33;
-  int carried = unsampled_run(wp, 40960);
-  print_message("  (serialized) an R = 1 MiB countdown ran on for %d requests\n", carried);
-  assert_true(carried < 40960);
+  assert_int_equal(unsampled_run(wp, 1), 0);
   assert_int_equal(unsampled_run(wp, 100), 0);
   tl_phase = 0;
+  assert_int_equal(scalene_heap_drain(fx.h), 0);
+  l = line(fx.p, 33);
+  assert_non_null(l);
+  assert_within("(serialized, carried) sampled requests", l->alloc_bytes, 2 * 512.0, 1e-9);
   assert_int_equal(scalene_heap_stop(fx.h), 0);
   fx_free(&fx);
 }
