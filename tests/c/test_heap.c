@@ -750,6 +750,18 @@ static int unsampled_run(scalene_allocator_t wp, int limit) {
   return limit;
 }
 
+/* A start of test_wrap_pool_serialized_carry at mean R on line `phase`,
+ * and its stop. */
+static void carry_start(fixture_t *fx, uint64_t mean, int phase) {
+  fx_new(fx, mean, SCALENE_HEAP_HOOK_MALLOC);
+  tl_phase = phase;
+}
+static void carry_stop(fixture_t *fx) {
+  tl_phase = 0;
+  assert_int_equal(scalene_heap_stop(fx->h), 0);
+  fx_free(fx);
+}
+
 /* SCALENE_HEAP_SERIALIZED without wrapping again: a countdown drawn before
  * a stop runs on into the next start (heap.h).  Requests of 512 bytes; at
  * R = 1 byte a sampled one weighs 512 exactly, at R = 2^40 one is sampled
@@ -773,51 +785,35 @@ static void test_wrap_pool_serialized_carry(void **state) {
     assert_true(in_pool(wp.malloc(wp.ctx, 64)));
 
   fixture_t fx;
-  fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
-  tl_phase = 30;
+  carry_start(&fx, 1, 30);
   int parked = unsampled_run(wp, 100);
   print_message("  (serialized, parked) %d requests unsampled after the start\n", parked);
   assert_true(parked <= 8);
   assert_int_equal(unsampled_run(wp, 100), 0);
   assert_int_equal(unsampled_run(wp, 100), 0);
-  tl_phase = 0;
   assert_int_equal(scalene_heap_drain(fx.h), 0);
-  const scalene_line_stats_t *l = line(fx.p, 30);
-  assert_non_null(l);
-  assert_within("(serialized, parked) sampled requests", l->alloc_bytes, 3 * 512.0, 1e-9);
-  assert_int_equal(scalene_heap_stop(fx.h), 0);
-  fx_free(&fx);
+  assert_within("(serialized, parked) sampled requests", line_alloc(fx.p, 30), 3 * 512.0, 1e-9);
+  carry_stop(&fx);
 
   /* The R = 1 countdown runs out with no sampler: parked, then 9 more
    * requests (4608 bytes) run the park out once more and leave 3584. */
   for (int i = 0; i < 10; i++) assert_int_equal(unsampled_run(wp, 1), 1);
-  fx_new(&fx, UINT64_C(1) << 40, SCALENE_HEAP_HOOK_MALLOC);
-  tl_phase = 31;
+  carry_start(&fx, UINT64_C(1) << 40, 31);
   assert_int_equal(unsampled_run(wp, 100), 100);
-  tl_phase = 0;
-  assert_int_equal(scalene_heap_stop(fx.h), 0);
-  fx_free(&fx);
+  carry_stop(&fx);
 
-  fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
-  tl_phase = 32;
+  carry_start(&fx, 1, 32);
   assert_int_equal(unsampled_run(wp, 100), 100); /* R = 2^40's countdown runs on */
   wp = wrap_test_pool(SCALENE_HEAP_PYTHON | SCALENE_HEAP_SERIALIZED);
   assert_int_equal(unsampled_run(wp, 100), 0);
-  tl_phase = 0;
-  assert_int_equal(scalene_heap_stop(fx.h), 0);
-  fx_free(&fx);
+  carry_stop(&fx);
 
-  fx_new(&fx, 1, SCALENE_HEAP_HOOK_MALLOC);
-  tl_phase = 33;
+  carry_start(&fx, 1, 33);
   assert_int_equal(unsampled_run(wp, 1), 0);
   assert_int_equal(unsampled_run(wp, 100), 0);
-  tl_phase = 0;
   assert_int_equal(scalene_heap_drain(fx.h), 0);
-  l = line(fx.p, 33);
-  assert_non_null(l);
-  assert_within("(serialized, carried) sampled requests", l->alloc_bytes, 2 * 512.0, 1e-9);
-  assert_int_equal(scalene_heap_stop(fx.h), 0);
-  fx_free(&fx);
+  assert_within("(serialized, carried) sampled requests", line_alloc(fx.p, 33), 2 * 512.0, 1e-9);
+  carry_stop(&fx);
 }
 
 /* SCALENE_HEAP_SERIALIZED at a mean the requests do not swamp: 200 000
