@@ -32,8 +32,9 @@
  *   - an allocation subtracts its size from the countdown and compares the
  *     countdown's start generation with the current one (note_alloc; the
  *     pooled wrappers do it before the inner call, which they then make as
- *     a tail call, and with SCALENE_HEAP_SERIALIZED on the wrapper's own
- *     countdown instead of the thread's);
+ *     a tail call; with SCALENE_HEAP_SERIALIZED, on the wrapper's own
+ *     countdown instead of the thread's and without the generation, which
+ *     only a countdown that runs out looks at: serial_crossed);
  *   - a free reads one counter of the page filter, through a pointer that
  *     is never NULL (scalene__heap_pages: a zero array while no sampler
  *     owns it).
