@@ -40,6 +40,7 @@
 
 #include "frames.h"
 #include "_core_fault.h"
+#include "_core_term.h"
 #include "_core_config.h"
 
 /* ------------------------------------------------------------------ module state */
@@ -1782,6 +1783,7 @@ static PyMethodDef core_methods[] = {
     {"_addr2line", (PyCFunction)(void (*)(void))core_addr2line, METH_VARARGS | METH_KEYWORDS,
      core_addr2line_doc},
     CORE_FAULT_METHODS
+    CORE_TERM_METHODS
     CORE_CONFIG_METHODS
     {NULL, NULL, 0, NULL},
 };

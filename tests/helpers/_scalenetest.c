@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <pthread.h>
 #include <time.h>
@@ -366,6 +367,36 @@ static PyObject *copy_mb(PyObject *self, PyObject *args) {
   return PyLong_FromSize_t(total);
 }
 
+PyDoc_STRVAR(raise_then_block_doc,
+             "raise_then_block(signum, check) -> None\n\n"
+             "raise(signum), then block in pause() without the GIL: the race of a\n"
+             "signal that lands just before a blocking call (SemLock.acquire's\n"
+             "sem_trywait, then sem_wait), made certain.  The signal's C handler has\n"
+             "run, the Python one has not.  With check true, each EINTR is followed\n"
+             "by PyErr_CheckSignals(), as CPython's blocking calls do: a handler that\n"
+             "raises ends the call with its exception, else it blocks again.  With\n"
+             "check false it blocks again at once, like native code deaf to signals.\n"
+             "signum 0 raises nothing.  Returns only through an exception.");
+
+static PyObject *raise_then_block(PyObject *self, PyObject *args) {
+  int signum, check;
+  (void)self;
+  if (!PyArg_ParseTuple(args, "ip:raise_then_block", &signum, &check)) {
+    return NULL;
+  }
+  if (raise(signum) != 0) {
+    return PyErr_SetFromErrno(PyExc_OSError);
+  }
+  for (;;) {
+    Py_BEGIN_ALLOW_THREADS
+    pause();
+    Py_END_ALLOW_THREADS
+    if (check && PyErr_CheckSignals() < 0) {
+      return NULL;
+    }
+  }
+}
+
 /* ---------------------------------------------------------------- module */
 
 static PyMethodDef methods[] = {
@@ -381,6 +412,7 @@ static PyMethodDef methods[] = {
     {"free_kept", free_kept, METH_NOARGS, free_kept_doc},
     {"malloc_free", malloc_free, METH_VARARGS, malloc_free_doc},
     {"copy_mb", copy_mb, METH_VARARGS, copy_mb_doc},
+    {"raise_then_block", raise_then_block, METH_VARARGS, raise_then_block_doc},
     {NULL, NULL, 0, NULL},
 };
 

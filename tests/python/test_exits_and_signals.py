@@ -333,6 +333,106 @@ def test_forked_child_dies_of_sigterm_after_saving_its_own(tmp_path):
     assert len(data["processes"]) == 2, data.get("processes")
 
 
+# The program sends itself SIGTERM from native code and then blocks in
+# pause(): the signal's C handler has run and its Python handler has not,
+# as when SIGTERM lands between SemLock.acquire's sem_trywait and sem_wait
+# (Pool.terminate() and a worker about to take a queue's lock).  CPython
+# alone would block there for good; the guard (_core_term.c) sends SIGTERM
+# again to the main thread 50 ms later, its pause() fails with EINTR, and
+# ("check") the handler runs as after any EINTR in CPython, or ("deaf")
+# EINTR is ignored, and after the grace SIGTERM kills the process as
+# SIG_DFL.  The program notes the time just before it raises.
+RAISE_THEN_BLOCK = SPIN + """\
+import signal, sys, time, _scalenetest
+with open("t0", "w") as f:
+    f.write(repr(time.monotonic()))
+_scalenetest.raise_then_block(signal.SIGTERM, sys.argv[1] == "check")
+"""
+
+# Each test waits for the program; a hang fails it after this many seconds.
+HANG = 60
+GRACE_RUN = 5.0  # profiler.Session.TERM_GRACE_RUN
+
+
+def test_sigterm_just_before_a_block_saves(tmp_path):
+    write(tmp_path / "prog.py", RAISE_THEN_BLOCK)
+    proc = run_scalene("run", "-o", "p.json", "prog.py", "check", cwd=tmp_path, timeout=HANG)
+    assert proc.returncode == -signal.SIGTERM, proc.stderr.decode()
+    assert stderr_lines(proc)[0] == SAVED + "p.json", proc.stderr.decode()
+    _check_profile(tmp_path, "p.json", "prog.py")
+
+
+def test_sigterm_never_handled_kills_after_the_grace(tmp_path):
+    write(tmp_path / "prog.py", RAISE_THEN_BLOCK)
+    proc = run_scalene("run", "-o", "p.json", "prog.py", "deaf", cwd=tmp_path, timeout=HANG)
+    took = time.monotonic() - float((tmp_path / "t0").read_text())
+    assert proc.returncode == -signal.SIGTERM, proc.stderr.decode()
+    assert stderr_lines(proc) == [
+        "Scalene: at SIGTERM the program's main thread did not get back to Python code "
+        "within 5 s to save the profile; the process ends without it"]
+    assert took >= GRACE_RUN, took
+    assert not (tmp_path / "p.json").exists()
+    _no_temporaries(tmp_path, "p.json")
+
+
+SIGTERM_ON_ANOTHER_THREAD = SPIN + """\
+import signal, threading, time, _scalenetest
+
+def poke():
+    time.sleep(0.5)  # the main thread is in pause() by then
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+threading.Thread(target=poke).start()
+_scalenetest.raise_then_block(0, True)  # no signal: pause() only
+"""
+
+
+def test_sigterm_on_another_thread_while_the_main_one_blocks_saves(tmp_path):
+    # CPython's handler runs on the thread that took the signal and wakes
+    # nothing; the guard's resend goes to the main thread.
+    write(tmp_path / "prog.py", SIGTERM_ON_ANOTHER_THREAD)
+    proc = run_scalene("run", "-o", "p.json", "prog.py", cwd=tmp_path, timeout=HANG)
+    assert proc.returncode == -signal.SIGTERM, proc.stderr.decode()
+    assert stderr_lines(proc)[0] == SAVED + "p.json", proc.stderr.decode()
+    _check_profile(tmp_path, "p.json", "prog.py")
+
+
+# A fork()ed child blocks right after SIGTERM, either while the program
+# runs or at its exit, after the runner's end of the run (an atexit
+# handler of the program's, which runs before ours).
+FORKED_CHILD_RAISE_THEN_BLOCK = SPIN + """\
+import atexit, os, signal, sys, time, _scalenetest
+pid = os.fork()
+if pid == 0:
+    if sys.argv[1] == "now":
+        _scalenetest.raise_then_block(signal.SIGTERM, True)
+    atexit.register(_scalenetest.raise_then_block, signal.SIGTERM, True)
+else:
+    deadline = time.monotonic() + %d
+    while time.monotonic() < deadline:
+        done, st = os.waitpid(pid, os.WNOHANG)
+        if done:
+            print(os.WIFSIGNALED(st) and os.WTERMSIG(st))
+            break
+        time.sleep(0.01)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        print("the child hung")
+""" % (HANG // 2)
+
+
+@pytest.mark.parametrize("when", ["now", "at_exit"])
+def test_forked_child_sigterm_just_before_a_block_saves(tmp_path, when):
+    # Each profiled child has a SIGTERM handler of ours (scalene.children)
+    # and the same guard, which the runner's end in the child leaves alone.
+    write(tmp_path / "prog.py", FORKED_CHILD_RAISE_THEN_BLOCK)
+    proc = run_scalene("run", "-o", "p.json", "prog.py", when, cwd=tmp_path, timeout=HANG)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout == b"15\n"
+    data = _check_profile(tmp_path, "p.json", "prog.py")
+    assert len(data["processes"]) == 2, data.get("processes")
+
+
 def test_periodic_writes_allocate_nothing_for_the_program(tmp_path):
     # A program that allocates nothing, profiled twice with a 16 KiB
     # sampling window: once plain, once with its profile rewritten every

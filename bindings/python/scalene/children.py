@@ -20,9 +20,11 @@ parent's samplers and profile and starts afresh on its own
 Every child, however it was made, saves its profile as
 ``<dir>/child-<pid>.json`` when it ends: at normal exit (atexit), at
 os._exit (wrapped), or at SIGTERM while that signal's disposition is the
-default (multiprocessing's Pool.terminate() ends its workers so).  A child
-that has nothing to save, or whose parent has ended, saves nothing and
-says nothing: a child's output is its program's.
+default (multiprocessing's Pool.terminate() ends its workers so; the
+session's SIGTERM guard makes that handler run even when the signal lands
+just before the worker blocks on a lock).  A child that has nothing to
+save, or whose parent has ended, saves nothing and says nothing: a
+child's output is its program's.
 
 At its end the parent merges every saved child profile into its own
 (Profiler.merge_child: samples and records added, one entry per process
@@ -190,6 +192,7 @@ class _ChildEnd:
         self._die_of_pending()
 
     def _on_term(self, signum, frame):
+        self.session.sigterm_taken()
         if self.state == "saving":
             self.pending = signum  # the save under way ends first
             return
@@ -216,6 +219,7 @@ class _ChildEnd:
                     getattr(current, "__module__", None) in ("scalene.runner",
                                                              "scalene.children"):
                 signal.signal(signal.SIGTERM, self._on_term)
+                self.session.guard_sigterm(self.session.TERM_GRACE_CHILD)
         except ValueError:  # not the main thread: SIGTERM stays as it is
             pass
 

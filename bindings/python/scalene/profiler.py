@@ -124,8 +124,8 @@ class Session:
     The runner calls begin() right before the program's first instruction
     and end() right after its last one; scalene_profiler.start()/stop()
     toggle the profiler in between.  write() saves the profile.  A forked
-    child does not write (it would overwrite the parent's file): profiling
-    of children comes later.
+    child does not write the parent's file: it saves its own profile for
+    the parent to merge (scalene.children).
 
     keep() names the run's profile file; then, from begin() to end():
     * a fatal signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) prints one
@@ -286,6 +286,45 @@ class Session:
         if self._faults:
             self._faults = False
             load_core()._fault_remove()
+
+    # ------------------------------------------------ the SIGTERM guard
+
+    # Seconds a SIGTERM may wait for our Python-level handler to start
+    # before it kills the process as SIG_DFL would (_core_term.c): in
+    # `scalene run`, whose profile a SIGTERM is often sent to get, long
+    # enough for most native calls to return and within the 10 s that
+    # container runtimes wait before SIGKILL; in a child (Pool.terminate()
+    # joins its workers), short.
+    TERM_GRACE_RUN = 5.0
+    TERM_GRACE_CHILD = 2.0
+
+    @staticmethod
+    def guard_sigterm(grace, say=False):
+        """Called right after signal.signal(SIGTERM, handler) installs one of
+        our handlers, on the main thread: the handler then runs even if the
+        signal lands just before the main thread blocks (sem_wait ...), or
+        the process dies of SIGTERM after grace seconds, with a line on
+        stderr if say.  Without the guard (no timer to be had) the handler
+        works as CPython's does."""
+        note = None
+        if say:
+            note = ("Scalene: at SIGTERM the program's main thread did not get back "
+                    "to Python code within %g s to save the profile; the process "
+                    "ends without it\n" % grace)
+        try:
+            load_core()._term_guard(grace, note)
+        except (OSError, ValueError):
+            pass
+
+    @staticmethod
+    def sigterm_taken():
+        """The first thing the guarded handler does."""
+        load_core()._term_taken()
+
+    @staticmethod
+    def unguard_sigterm():
+        """Before our handler is taken down."""
+        load_core()._term_unguard()
 
     # ------------------------------------------------ the periodic writer
 

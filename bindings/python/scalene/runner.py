@@ -25,12 +25,16 @@ The program must not be able to tell that it runs under the profiler:
   os._exit(n), which is wrapped for the program's duration (a forked
   child's passes straight through), and at SIGTERM while its disposition
   is the default: the handler we install then saves the profile and the
-  process dies of SIGTERM, as it would have.  A program that installs its
-  own SIGTERM handler replaces ours.  Fatal signals (SIGSEGV ...) are the
-  session's business (scalene.profiler, _core_fault.c).
+  process dies of SIGTERM, as it would have.  The session's guard
+  (guard_sigterm) makes that handler run even when the signal lands just
+  before the main thread blocks, or else lets SIGTERM kill the process.
+  A program that installs its own SIGTERM handler replaces ours.  Fatal
+  signals (SIGSEGV ...) are the session's business (scalene.profiler,
+  _core_fault.c).
 
 Nothing here imports scalene._core: the session object passed to execute()
-only needs begin() and end().
+only needs begin() and end(), and with a save, the SIGTERM guard's
+guard_sigterm(), sigterm_taken(), unguard_sigterm() and TERM_GRACE_RUN.
 """
 
 import _thread
@@ -351,9 +355,11 @@ class _Ending:
         try:
             if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
                 def _on_sigterm(signum, frame):
+                    self.session.sigterm_taken()
                     self._on_signal(signum)
                 signal.signal(signal.SIGTERM, _on_sigterm)
                 self.term_handler = _on_sigterm
+                self.session.guard_sigterm(self.session.TERM_GRACE_RUN, say=True)
         except (ValueError, OSError):  # not the main thread
             pass
 
@@ -364,6 +370,8 @@ class _Ending:
         self.exit_wrapper = None
         if self.term_handler is not None:
             import signal
+            if os.getpid() == self.pid:  # a forked child's guard is its own
+                self.session.unguard_sigterm()
             try:
                 if signal.getsignal(signal.SIGTERM) is self.term_handler:
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
