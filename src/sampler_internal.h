@@ -13,6 +13,7 @@
 
 #include "internal.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -116,6 +117,8 @@ struct scalene_sampler {
   unsigned int scan_gen;
   pid_t *scan_tids;            /* scratch for the /proc/self/task scan */
   size_t cap_scan_tids;
+  DIR *task_dir;               /* /proc/self/task, kept open between scans, or NULL */
+  int task_dir_inherited;      /* task_dir names the parent's threads (fork) */
 
   /* The code map the handler reads: rebuilt on the sampler's thread when
    * objects are loaded (numpy imported after start), published with an
@@ -182,6 +185,12 @@ clockid_t scalene__thread_cpuclock(pid_t tid);
 /* Reads up to n bytes of the own process at addr; returns the number read
  * (possibly short), or -1.  Async-signal-safe. */
 long scalene__safe_read_partial(void *dst, const void *addr, size_t n);
+
+/* The process's pid for those reads, or 0 (then they ask getpid(), a
+ * system call each: a sample's stack walk reads a few dozen times).  Set
+ * by scalene_sampler_start, cleared in a fork()ed child (atfork_child);
+ * a vfork()ed child shares the memory the stale pid names. */
+extern _Atomic pid_t scalene__self_pid;
 
 /* The SA_SIGINFO handler (sampler_signal.c). */
 void scalene__sampler_handler(int signum, siginfo_t *si, void *uc);

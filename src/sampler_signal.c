@@ -3,7 +3,8 @@
  * EVERYTHING IN THIS FILE RUNS INSIDE A SIGNAL HANDLER (or must be safe to):
  * it is async-signal-safe, allocation-free and lock-free.  It may call only:
  *   - system calls: clock_gettime, getrusage(RUSAGE_THREAD), syscall(SYS_gettid),
- *     process_vm_readv (through scalene__safe_read_partial);
+ *     process_vm_readv and, before the sampler first started, getpid
+ *     (through scalene__safe_read_partial);
  *   - memset/memcpy (async-signal-safe since POSIX.1-2016);
  *   - lock-free C11 atomics on objects allocated before the timers were armed;
  *   - scalene__codemap_lookup (a binary search over an immutable array,
@@ -33,11 +34,15 @@ clockid_t scalene__thread_cpuclock(pid_t tid) {
   return (clockid_t)(((~(uint32_t)tid) << 3) | 6u); /* computed unsigned: no UB */
 }
 
+_Atomic pid_t scalene__self_pid;
+
 long scalene__safe_read_partial(void *dst, const void *addr, size_t n) {
   struct iovec local = {dst, n};
   struct iovec remote = {(void *)(uintptr_t)addr, n};
   int saved = errno;
-  ssize_t r = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+  pid_t pid = atomic_load_explicit(&scalene__self_pid, memory_order_relaxed);
+  if (pid == 0) pid = getpid();
+  ssize_t r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
   errno = saved;
   return r < 0 ? -1 : (long)r;
 }
