@@ -399,6 +399,29 @@ static PyObject *raise_then_block(PyObject *self, PyObject *args) {
 
 /* ---------------------------------------------------------------- module */
 
+PyDoc_STRVAR(datastack_doc,
+             "datastack() -> (root, offset)\n\n"
+             "Where the calling thread's next frame would go in CPython's data stack\n"
+             "(3.11+): whether the current chunk is the thread's root chunk, and the\n"
+             "free slot's index in it.  Called at the same point of a program, a\n"
+             "plain run and a profiled one give the same pair when the program's\n"
+             "frames lie where plain Python puts them.");
+
+static PyObject *datastack(PyObject *self, PyObject *args) {
+  (void)self;
+  (void)args;
+#if PY_VERSION_HEX >= 0x030B0000
+  PyThreadState *ts = PyThreadState_Get();
+  _PyStackChunk *c = ts->datastack_chunk;
+  if (c == NULL || ts->datastack_top == NULL) return Py_BuildValue("(On)", Py_None, (Py_ssize_t)-1);
+  return Py_BuildValue("(On)", c->previous == NULL ? Py_True : Py_False,
+                       (Py_ssize_t)(ts->datastack_top - &c->data[0]));
+#else
+  PyErr_SetString(PyExc_NotImplementedError, "datastack() needs CPython 3.11 or later");
+  return NULL;
+#endif
+}
+
 static PyMethodDef methods[] = {
     {"spin", (PyCFunction)(void (*)(void))spin, METH_VARARGS | METH_KEYWORDS, spin_doc},
     {"spin_wall", (PyCFunction)(void (*)(void))spin_wall, METH_VARARGS | METH_KEYWORDS,
@@ -413,6 +436,7 @@ static PyMethodDef methods[] = {
     {"malloc_free", malloc_free, METH_VARARGS, malloc_free_doc},
     {"copy_mb", copy_mb, METH_VARARGS, copy_mb_doc},
     {"raise_then_block", raise_then_block, METH_VARARGS, raise_then_block_doc},
+    {"datastack", datastack, METH_NOARGS, datastack_doc},
     {NULL, NULL, 0, NULL},
 };
 

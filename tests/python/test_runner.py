@@ -111,6 +111,40 @@ def test_module_after_separator(tmp_path):
     assert _seen(ours)["argv"][1:] == ["--off"]
 
 
+DATASTACK = '''
+import json
+import _scalenetest
+
+def down(n):
+    if n == 0:
+        return _scalenetest.datastack()
+    return down(n - 1)
+
+top = _scalenetest.datastack()
+deep = down(300)  # more frames than one 16 KiB chunk holds
+after = _scalenetest.datastack()
+print(json.dumps([top, deep, after]))
+'''
+
+
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_frames_lie_where_plain_python_puts_them(tmp_path, how):
+    # CPython keeps frames in 16 KiB chunks and maps and unmaps a chunk
+    # each time a call crosses a chunk's end: a program's speed depends on
+    # where its frames start.  Under the profiler they must start where
+    # they do in a plain run -- on the thread's root chunk, at the same
+    # slot -- and not after the runner's frames.
+    write(tmp_path / "prog.py", DATASTACK)
+    args = ["prog.py"] if how == "script" else ["-m", "prog"]
+    plain = run_python(*args, cwd=tmp_path)
+    ours = run_scalene("run", "--cpu-only", "-o", "out.json", *args, cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr.decode()
+    assert ours.returncode == 0, ours.stderr.decode()
+    top, deep, after = json.loads(plain.stdout)
+    assert top[0] is True and deep[0] is False and after == top
+    assert json.loads(ours.stdout) == [top, deep, after]
+
+
 RAISES = '''
 import sys
 

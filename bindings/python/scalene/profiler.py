@@ -299,6 +299,13 @@ class Session:
     TERM_GRACE_CHILD = 2.0
 
     @staticmethod
+    def call_on_fresh_stack(fn, *args):
+        """fn(*args) with the calling thread's frame stack started afresh,
+        so that the program's frames lie in memory where they would without
+        the profiler (_core.c: core_call_on_fresh_stack)."""
+        return load_core()._call_on_fresh_stack(fn, *args)
+
+    @staticmethod
     def guard_sigterm(grace, say=False):
         """Called right after signal.signal(SIGTERM, handler) installs one of
         our handlers, on the main thread: the handler then runs even if the

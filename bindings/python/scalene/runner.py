@@ -33,8 +33,11 @@ The program must not be able to tell that it runs under the profiler:
   _core_fault.c).
 
 Nothing here imports scalene._core: the session object passed to execute()
-only needs begin() and end(), and with a save, the SIGTERM guard's
-guard_sigterm(), sigterm_taken(), unguard_sigterm() and TERM_GRACE_RUN.
+only needs begin(), end() and call_on_fresh_stack(fn, *args), which calls
+the program's code with the thread's frame stack started afresh, as plain
+Python starts it (_core.c: core_call_on_fresh_stack), and with a save, the
+SIGTERM guard's guard_sigterm(), sigterm_taken(), unguard_sigterm() and
+TERM_GRACE_RUN.
 """
 
 import _thread
@@ -274,10 +277,11 @@ def execute(program, session, on=True, save=None):
     a forked child, nor when execute raises RunError.
     """
     main = _fresh_main()
+    call = session.call_on_fresh_stack if session is not None else _call
     if program.kind == "script":
-        run = _script_runner(program, main)
+        run = _script_runner(program, main, call)
     else:
-        run = _module_runner(program)
+        run = _module_runner(program, call)
     ending = _Ending(session, save) if save is not None and session is not None else None
     if ending is not None:
         ending.install()
@@ -452,9 +456,13 @@ def _die_by(signum, exit_):
         exit_(128 + signum)
 
 
-def _script_runner(program, main):
+def _call(fn, *args):
+    return fn(*args)
+
+
+def _script_runner(program, main, call):
     """Prepares __main__ and sys.argv for a script; returns the function that
-    runs it and gives its Outcome."""
+    runs it (through call) and gives its Outcome."""
     g = main.__dict__
     g["__file__"] = program.path
     g["__cached__"] = None
@@ -469,22 +477,22 @@ def _script_runner(program, main):
         try:
             code = compile(program.source, program.path, "exec", dont_inherit=True)
             program.source = None
-            exec(code, g)
+            call(exec, code, g)
             return Outcome(0)
         except BaseException as e:
             return _outcome_of(e)
     return run
 
 
-def _module_runner(program):
+def _module_runner(program, call):
     """Sets sys.argv for `-m module`; returns the function that runs the
-    module as python3 -m does and gives its Outcome."""
+    module as python3 -m does (through call) and gives its Outcome."""
     import runpy
     sys.argv = ["-m"] + program.args
 
     def run():
         try:
-            runpy._run_module_as_main(program.target, alter_argv=True)
+            call(runpy._run_module_as_main, program.target, True)  # alter_argv
             return Outcome(0)
         except SystemExit as e:
             if _is_runpy_lookup_exit(e):
