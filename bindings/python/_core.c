@@ -271,48 +271,36 @@ fail:
 #define CORE_STACK_BYTES 1024 /* a sample's stack text with --stacks */
 #define CORE_STACK_RING 128    /* samples buffered per thread with --stacks */
 
-/* Byte b of a bytes object's data: read in place, or (safe) through a
- * window that the caller owns (on its stack: signal handlers on several
- * threads may read line tables at once) and refills with
- * scalene_safe_read. */
+/* Byte b of a bytes object's data: read in place, or (safe) through the
+ * walk's reader, whose windows hold the table after the first read. */
 typedef struct core_bytes {
   const unsigned char *addr; /* the data in the process */
   Py_ssize_t len;
-  int safe;
-  Py_ssize_t win_start, win_len; /* buf holds bytes [win_start, win_start + win_len) */
-  unsigned char buf[256];
+  core_reader *r;
 } core_bytes;
 
 static int core_byte(core_bytes *b, Py_ssize_t i)
 {
   if (i < 0 || i >= b->len)
     return -1;
-  if (!b->safe)
+  if (!b->r->safe)
     return b->addr[i];
-  if (i < b->win_start || i >= b->win_start + b->win_len) {
-    Py_ssize_t n = b->len - i;
-    if (n > (Py_ssize_t)sizeof b->buf)
-      n = (Py_ssize_t)sizeof b->buf;
-    if (scalene_safe_read(b->buf, b->addr + i, (size_t)n) < 0)
-      return -1;
-    b->win_start = i;
-    b->win_len = n;
-  }
-  return b->buf[i - b->win_start];
+  unsigned char c;
+  if (core_fetch(b->r, &c, b->addr + i, 1) < 0)
+    return -1;
+  return c;
 }
 
-static int core_bytes_open(core_bytes *b, const void *obj, int safe)
+static int core_bytes_open(core_bytes *b, const void *obj, core_reader *r)
 {
   PyBytesObject hdr;
-  if (core_fetch(safe, &hdr, obj, offsetof(PyBytesObject, ob_sval)) < 0)
+  if (core_fetch(r, &hdr, obj, offsetof(PyBytesObject, ob_sval)) < 0)
     return -1;
   if (Py_TYPE(&hdr) != &PyBytes_Type || Py_SIZE(&hdr) < 0)
     return -1;
   b->addr = (const unsigned char *)obj + offsetof(PyBytesObject, ob_sval);
   b->len = Py_SIZE(&hdr);
-  b->safe = safe;
-  b->win_start = 0;
-  b->win_len = 0;
+  b->r = r;
   return 0;
 }
 
@@ -410,11 +398,11 @@ static int core_put_utf8(char *out, size_t *o, size_t cap, uint32_t c)
  * their cached UTF-8 form when there is one, and are encoded here from their
  * 1-, 2- or 4-byte code units otherwise.  Returns the length, or -1 when obj
  * is not a readable str. */
-static Py_ssize_t core_utf8(const void *obj, int safe, char *out, size_t cap)
+static Py_ssize_t core_utf8(const void *obj, core_reader *r, char *out, size_t cap)
 {
   PyUnicodeObject u; /* the largest header; only the relevant part is read */
   out[0] = '\0';
-  if (core_fetch(safe, &u, obj, sizeof(PyASCIIObject)) < 0)
+  if (core_fetch(r, &u, obj, sizeof(PyASCIIObject)) < 0)
     return -1;
   PyASCIIObject *a = (PyASCIIObject *)&u;
   if (Py_TYPE(a) != &PyUnicode_Type || a->length < 0)
@@ -425,7 +413,7 @@ static Py_ssize_t core_utf8(const void *obj, int safe, char *out, size_t cap)
     data = (const char *)obj + sizeof(PyASCIIObject);
     kind = 0; /* UTF-8 already */
   } else {
-    if (core_fetch(safe, &u, obj, a->state.compact ? sizeof(PyCompactUnicodeObject)
+    if (core_fetch(r, &u, obj, a->state.compact ? sizeof(PyCompactUnicodeObject)
                                                      : sizeof(PyUnicodeObject)) < 0)
       return -1;
     PyCompactUnicodeObject *c = (PyCompactUnicodeObject *)&u;
@@ -433,7 +421,7 @@ static Py_ssize_t core_utf8(const void *obj, int safe, char *out, size_t cap)
       size_t n = (size_t)c->utf8_length;
       if (n >= cap)
         n = cap - 1;
-      if (core_fetch(safe, out, c->utf8, n) < 0)
+      if (core_fetch(r, out, c->utf8, n) < 0)
         return -1;
       if (n < (size_t)c->utf8_length) /* cut at a character boundary */
         while (n > 0 && ((unsigned char)out[n] & 0xC0) == 0x80)
@@ -450,7 +438,7 @@ static Py_ssize_t core_utf8(const void *obj, int safe, char *out, size_t cap)
   }
   if (kind == 0) {
     size_t n = (size_t)a->length < cap ? (size_t)a->length : cap - 1;
-    if (core_fetch(safe, out, data, n) < 0)
+    if (core_fetch(r, out, data, n) < 0)
       return -1;
     out[n] = '\0';
     return (Py_ssize_t)n;
@@ -462,7 +450,7 @@ static Py_ssize_t core_utf8(const void *obj, int safe, char *out, size_t cap)
     Py_ssize_t n = len - i;
     if (n > (Py_ssize_t)(sizeof chunk / kind))
       n = (Py_ssize_t)(sizeof chunk / kind);
-    if (core_fetch(safe, chunk, data + (size_t)i * kind, (size_t)n * kind) < 0)
+    if (core_fetch(r, chunk, data + (size_t)i * kind, (size_t)n * kind) < 0)
       return -1;
     for (Py_ssize_t j = 0; j < n; j++) {
       uint32_t c;
@@ -594,6 +582,83 @@ static int core_stack_push(char *buf, size_t *pos, const char *file, size_t file
   return 0;
 }
 
+/* What a walk learnt of one code object, so that the frames of a
+ * recursion (copy.deepcopy's, a parser's, a framework's) cost one read of
+ * their code object and file name per walk, not one per frame.  A walk
+ * sees the thread stopped (or, remote, a snapshot at best), so what it
+ * read stays true until it returns. */
+#define CORE_CODE_MEMO 8
+typedef struct core_code_memo {
+  const void *code; /* NULL: an empty slot */
+  const void *filename, *qualname, *linetable;
+  Py_ssize_t size; /* Py_SIZE: code units */
+  int firstlineno, firsttraceable;
+  int passes; /* the file filter's verdict on co_filename: 1, 0, or -1 not asked yet */
+} core_code_memo;
+
+typedef struct core_code_cache {
+  core_code_memo v[CORE_CODE_MEMO];
+  int next; /* the slot to fill next (round robin) */
+} core_code_cache;
+
+/* The memo of the code object at `code`, reading it on first sight; NULL
+ * when it is not a readable code object. */
+static core_code_memo *core_code_get(core_code_cache *cc, core_reader *r, const void *code)
+{
+  for (int i = 0; i < CORE_CODE_MEMO; i++)
+    if (cc->v[i].code == code && code != NULL)
+      return &cc->v[i];
+  PyCodeObject co;
+  if (core_fetch(r, &co, code, offsetof(PyCodeObject, co_code_adaptive)) < 0)
+    return NULL;
+  if (Py_TYPE(&co) != &PyCode_Type)
+    return NULL;
+  core_code_memo *m = &cc->v[cc->next];
+  cc->next = (cc->next + 1) % CORE_CODE_MEMO;
+  m->code = code;
+  m->filename = co.co_filename;
+  m->qualname = co.co_qualname;
+  m->linetable = co.co_linetable;
+  m->size = Py_SIZE(&co);
+  m->firstlineno = co.co_firstlineno;
+  m->firsttraceable = co._co_firsttraceable;
+  m->passes = -1;
+  for (int i = 0; i < CORE_CODE_MEMO; i++) /* another function of the same file */
+    if (&cc->v[i] != m && cc->v[i].code != NULL && cc->v[i].filename == m->filename &&
+        cc->v[i].passes >= 0) {
+      m->passes = cc->v[i].passes;
+      break;
+    }
+  return m;
+}
+
+/* Where a walk last put the text of a str object (a file or function
+ * name), so that the next frame with the same object copies it instead of
+ * reading it again.  `at` is one of the walk's own buffers, all of one
+ * capacity; every text written there goes through core_text_get. */
+typedef struct core_text {
+  const void *obj; /* NULL: nothing known */
+  const char *at;
+  Py_ssize_t n;
+} core_text;
+
+/* The UTF-8 text of str object obj in out (core_utf8): its length, or -1. */
+static Py_ssize_t core_text_get(core_text *t, const void *obj, core_reader *r, char *out,
+                                size_t cap)
+{
+  if (obj != NULL && t->obj == obj) {
+    if (t->at != out)
+      memcpy(out, t->at, (size_t)t->n + 1);
+    t->at = out;
+    return t->n;
+  }
+  Py_ssize_t n = core_utf8(obj, r, out, cap);
+  t->obj = n >= 0 ? obj : NULL;
+  t->at = out;
+  t->n = n;
+  return n;
+}
+
 /* The scalene_locator_fn.  Walks out from the thread's innermost frame to
  * the first complete Python frame whose file passes the filter and reports
  * its file, function and line: time spent in the stdlib, in numpy's
@@ -607,7 +672,6 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
   const core_filter *f = arg;
   const PyThreadState *ts;
   int remote = ctx->remote;
-  int safe = remote || !ctx->in_hook;
   char *stk = ctx->stack_cap > 1 ? ctx->stack : NULL;
   size_t pos = stk != NULL ? ctx->stack_cap - 1 : 0; /* the text is stk[pos .. cap - 1) */
   if (stk != NULL)
@@ -624,46 +688,57 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
      * pool): its CPU time is the program's too, at no Python line. */
     return SCALENE_LOCATE_UNATTRIBUTED;
 
+  core_reader rd;
+  core_reader_init(&rd, remote || !ctx->in_hook);
+  core_code_cache codes;
+  memset(&codes, 0, sizeof codes);
+  core_text files = {NULL, NULL, -1}, funcs = {NULL, NULL, -1};
   /* The first frame found goes to *loc; the outer ones, read for the stack
    * only, to these. */
   char file_buf[SCALENE_LOCATION_FILE_MAX], func_buf[SCALENE_LOCATION_FUNCTION_MAX];
   int found = 0;
-  const void *addr = core_frames_top(ts, safe);
+  const void *addr = core_frames_top(ts, &rd);
   for (int depth = 0; addr != NULL && depth < CORE_MAX_DEPTH; depth++) {
     core_frame_t fr;
-    if (core_frames_read(addr, safe, &fr) < 0)
+    if (core_frames_read(addr, &rd, &fr) < 0)
       break;
     addr = fr.previous;
     if (fr.cstack)
       continue;
-    PyCodeObject co;
-    if (core_fetch(safe, &co, fr.code, offsetof(PyCodeObject, co_code_adaptive)) < 0)
-      continue;
-    if (Py_TYPE(&co) != &PyCode_Type)
+    core_code_memo *co = core_code_get(&codes, &rd, fr.code);
+    if (co == NULL)
       continue;
     const char *code_start = (const char *)fr.code + offsetof(PyCodeObject, co_code_adaptive);
     ptrdiff_t off = (const char *)fr.instr - code_start;
     Py_ssize_t instr = (Py_ssize_t)(off / (ptrdiff_t)sizeof(_Py_CODEUNIT));
-    if (off < 0 || instr >= Py_SIZE(&co))
+    if (off < 0 || instr >= co->size)
       continue; /* not started, or garbage */
-    if (!fr.generator && instr < co._co_firsttraceable)
+    if (!fr.generator && instr < co->firsttraceable)
       continue; /* incomplete: still setting up cells or a generator */
+    if (co->passes == 0)
+      continue; /* a file the filter turned down earlier in this walk */
     char *file = found ? file_buf : loc->file;
-    Py_ssize_t n = core_utf8(co.co_filename, safe, file, SCALENE_LOCATION_FILE_MAX);
-    if (n < 0 || !core_file_passes(f, file, (size_t)n))
+    Py_ssize_t n = core_text_get(&files, co->filename, &rd, file, SCALENE_LOCATION_FILE_MAX);
+    if (co->passes < 0) {
+      co->passes = n >= 0 && core_file_passes(f, file, (size_t)n);
+      for (int i = 0; i < CORE_CODE_MEMO; i++) /* the same file's other functions */
+        if (codes.v[i].code != NULL && codes.v[i].filename == co->filename)
+          codes.v[i].passes = co->passes;
+    }
+    if (!co->passes)
       continue;
     core_bytes table;
     uint32_t line = 0;
-    if (core_bytes_open(&table, co.co_linetable, safe) == 0)
-      line = core_line_for(&table, co.co_firstlineno, instr);
+    if (core_bytes_open(&table, co->linetable, &rd) == 0)
+      line = core_line_for(&table, co->firstlineno, instr);
     if (!core_line_passes(f, file, (size_t)n, line))
       continue; /* outside every @profile function: charge a caller that is inside one */
     char *func = found ? func_buf : loc->function;
-    if (core_utf8(co.co_qualname, safe, func, SCALENE_LOCATION_FUNCTION_MAX) < 0)
+    if (core_text_get(&funcs, co->qualname, &rd, func, SCALENE_LOCATION_FUNCTION_MAX) < 0)
       func[0] = '\0';
     if (!found) {
       loc->line = line;
-      loc->function_line = co.co_firstlineno > 0 ? (uint32_t)co.co_firstlineno : 0;
+      loc->function_line = co->firstlineno > 0 ? (uint32_t)co->firstlineno : 0;
       found = 1;
       if (stk == NULL)
         return SCALENE_LOCATE_FOUND;
@@ -1754,9 +1829,11 @@ static PyObject *core_addr2line(PyObject *module, PyObject *args, PyObject *kwds
   PyCodeObject *co = (PyCodeObject *)code;
   if (index < 0 || index >= Py_SIZE(co))
     return PyErr_Format(PyExc_IndexError, "code unit %zd outside 0..%zd", index, Py_SIZE(co) - 1);
+  core_reader rd;
+  core_reader_init(&rd, remote);
   core_bytes table;
   uint32_t line = 0;
-  if (core_bytes_open(&table, co->co_linetable, remote) == 0)
+  if (core_bytes_open(&table, co->co_linetable, &rd) == 0)
     line = core_line_for(&table, co->co_firstlineno, index);
   return PyLong_FromUnsignedLong(line);
 }

@@ -6,7 +6,7 @@
  * sampler's hook (an allocation or copy this thread made), or on the
  * sampler's own thread while the profiled thread may run under it (remote
  * mode).  It makes no allocation, takes no lock, calls no Python API, and
- * reads memory only through core_fetch(), whose `safe` argument says how:
+ * reads memory only through core_fetch(), whose reader's `safe` says how:
  *   - safe (the handler, remote mode): scalene_safe_read().  In remote mode
  *     any pointer may be stale.  In the handler the interrupted thread is
  *     this thread, so nothing changes while we read, but what we read need
@@ -25,9 +25,9 @@
  * The common interface, implemented by each layout header with field access
  * only:
  *
- *   const void *core_frames_top(const PyThreadState *ts, int safe);
+ *   const void *core_frames_top(const PyThreadState *ts, core_reader *r);
  *       the innermost interpreter frame of ts, or NULL;
- *   int core_frames_read(const void *frame, int safe, core_frame_t *out);
+ *   int core_frames_read(const void *frame, core_reader *r, core_frame_t *out);
  *       copies what the locator needs out of one frame: 0, or -1 when the
  *       frame cannot be read (the walk stops there).
  *
@@ -56,15 +56,72 @@ typedef struct core_frame {
   int generator;              /* owned by a generator: never incomplete */
 } core_frame_t;
 
+/* How one walk reads memory: `safe` says whether through
+ * scalene_safe_read() or with plain loads (see above).  A safe read costs a
+ * system call, and a walk through a deep library stack (copy.deepcopy, a
+ * parser, a framework) reads a frame, then its code object, for each of
+ * a hundred or more frames.  So a safe read fetches the whole
+ * CORE_WINDOW-aligned block around what was asked for, and later reads
+ * that fall in one of the CORE_WINDOWS blocks fetched last are copied from
+ * it: a thread's frames lie next to each other in its data stack, and a
+ * string's header and text next to each other.  (_core.c's core_locate
+ * also reads each code object once per walk.)  An aligned block never straddles a page, so it is
+ * readable whenever the bytes asked for are.  The copies are a snapshot
+ * taken during this walk, which is all the walk ever had.  On the stack of
+ * the walk's caller: signal handlers on several threads may walk at once. */
+#define CORE_WINDOW 2048
+#define CORE_WINDOWS 2
+
+typedef struct core_reader {
+  int safe;
+  unsigned int clock;                      /* ticks on every window hit or fill */
+  uintptr_t base[CORE_WINDOWS];            /* start of each window; 0: empty */
+  unsigned int used[CORE_WINDOWS];         /* clock of its last use */
+  unsigned char win[CORE_WINDOWS][CORE_WINDOW];
+} core_reader;
+
+static inline void core_reader_init(core_reader *r, int safe)
+{
+  r->safe = safe;
+  r->clock = 0;
+  for (int i = 0; i < CORE_WINDOWS; i++) {
+    r->base[i] = 0;
+    r->used[i] = 0;
+  }
+}
+
 /* Copies n bytes at src into dst: 0, or -1 when src is obviously bad or (a
  * safe read) not readable. */
-static inline int core_fetch(int safe, void *dst, const void *src, size_t n)
+static inline int core_fetch(core_reader *r, void *dst, const void *src, size_t n)
 {
-  if ((uintptr_t)src < 4096)
+  uintptr_t a = (uintptr_t)src;
+  if (a < 4096)
     return -1;
-  if (safe)
+  if (!r->safe) {
+    memcpy(dst, src, n);
+    return 0;
+  }
+  uintptr_t b = a & ~(uintptr_t)(CORE_WINDOW - 1);
+  if (n == 0 || n > CORE_WINDOW - (a - b)) /* not inside one block */
     return scalene_safe_read(dst, src, n);
-  memcpy(dst, src, n);
+  int lru = 0;
+  for (int i = 0; i < CORE_WINDOWS; i++) {
+    if (r->base[i] == b) {
+      r->used[i] = ++r->clock;
+      memcpy(dst, r->win[i] + (a - b), n);
+      return 0;
+    }
+    if (r->used[i] < r->used[lru])
+      lru = i;
+  }
+  if (scalene_safe_read(r->win[lru], (const void *)b, CORE_WINDOW) < 0) {
+    r->base[lru] = 0;
+    r->used[lru] = 0;
+    return -1;
+  }
+  r->base[lru] = b;
+  r->used[lru] = ++r->clock;
+  memcpy(dst, r->win[lru] + (a - b), n);
   return 0;
 }
 

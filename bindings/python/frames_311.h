@@ -15,21 +15,21 @@
 
 #define CORE_FRAMES_LAYOUT "3.11/3.12 (cframe->current_frame, prev_instr)"
 
-static inline const void *core_frames_top(const PyThreadState *ts, int safe)
+static inline const void *core_frames_top(const PyThreadState *ts, core_reader *r)
 {
   _PyCFrame *cframe = NULL;
   struct _PyInterpreterFrame *frame = NULL;
-  if (core_fetch(safe, &cframe, &ts->cframe, sizeof cframe) < 0 || cframe == NULL)
+  if (core_fetch(r, &cframe, &ts->cframe, sizeof cframe) < 0 || cframe == NULL)
     return NULL;
-  if (core_fetch(safe, &frame, &cframe->current_frame, sizeof frame) < 0)
+  if (core_fetch(r, &frame, &cframe->current_frame, sizeof frame) < 0)
     return NULL;
   return frame;
 }
 
-static inline int core_frames_read(const void *addr, int safe, core_frame_t *out)
+static inline int core_frames_read(const void *addr, core_reader *r, core_frame_t *out)
 {
   _PyInterpreterFrame f;
-  if (core_fetch(safe, &f, addr, offsetof(_PyInterpreterFrame, localsplus)) < 0)
+  if (core_fetch(r, &f, addr, offsetof(_PyInterpreterFrame, localsplus)) < 0)
     return -1;
   out->code = f.f_code;
   out->instr = f.prev_instr;

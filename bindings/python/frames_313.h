@@ -14,18 +14,18 @@
 
 #define CORE_FRAMES_LAYOUT "3.13 (current_frame, f_executable, instr_ptr)"
 
-static inline const void *core_frames_top(const PyThreadState *ts, int safe)
+static inline const void *core_frames_top(const PyThreadState *ts, core_reader *r)
 {
   struct _PyInterpreterFrame *frame = NULL;
-  if (core_fetch(safe, &frame, &ts->current_frame, sizeof frame) < 0)
+  if (core_fetch(r, &frame, &ts->current_frame, sizeof frame) < 0)
     return NULL;
   return frame;
 }
 
-static inline int core_frames_read(const void *addr, int safe, core_frame_t *out)
+static inline int core_frames_read(const void *addr, core_reader *r, core_frame_t *out)
 {
   _PyInterpreterFrame f;
-  if (core_fetch(safe, &f, addr, offsetof(_PyInterpreterFrame, localsplus)) < 0)
+  if (core_fetch(r, &f, addr, offsetof(_PyInterpreterFrame, localsplus)) < 0)
     return -1;
   out->code = f.f_executable;
   out->instr = f.instr_ptr;

@@ -114,3 +114,86 @@ def test_probe_hook_mode_refuses_another_thread(tmp_path):
     proc = run_python("prog.py", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     assert proc.stdout.decode().startswith("refused: hook=True"), proc.stdout
+
+
+def test_probe_through_a_deep_library_stack(tmp_path):
+    # Time spent some 190 frames deep in a library (copy.deepcopy, a
+    # parser, a framework) is charged to the user's line that called into
+    # it, in all three read modes.  The walk reads each code object and
+    # file name once however often its frames recur, and safe reads fetch a
+    # window of frames at a time (core_code_get, core_fetch): each of those
+    # shortcuts has to give what reading frame by frame gives.  Two library
+    # files, so that the memo keeps their verdicts apart.
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "app").mkdir()
+    write(tmp_path / "lib" / "deeplib.py", """\
+        import deeplib2
+
+        def a(n, at_bottom):
+            return b(n, at_bottom)
+
+        def b(n, at_bottom):
+            if n == 0:
+                return deeplib2.bottom(at_bottom)
+            return c(n - 1, at_bottom)
+
+        def c(n, at_bottom):
+            return a(n, at_bottom)
+        """)
+    write(tmp_path / "lib" / "deeplib2.py", """\
+        def bottom(at_bottom):
+            return at_bottom()
+
+        def wait_at_bottom(ready, done):
+            ready.set()
+            done.wait()
+        """)
+    write(tmp_path / "app" / "prog.py", """\
+        import functools, json, sys, threading
+        sys.path.insert(0, sys.argv[2])
+        import deeplib, deeplib2
+        from scalene import _core, profiler
+
+        P = _core.Profiler(program_path=sys.argv[1], own_prefix=profiler.own_prefix())
+        out = {}
+
+
+        def callback():
+            return P._probe()  # CALLBACK
+
+
+        def main():
+            out["handler"] = deeplib.a(60, P._probe)  # HANDLER
+            out["hook"] = deeplib.a(60, functools.partial(P._probe, hook=True))  # HOOK
+            out["callback"] = deeplib.a(60, callback)
+            ready, done = threading.Event(), threading.Event()
+            ident = threading.get_ident()
+
+            def probe_main():
+                ready.wait()
+                out["remote"] = P._probe(ident)
+                done.set()
+
+            t = threading.Thread(target=probe_main)
+            t.start()
+            deeplib.a(60, functools.partial(deeplib2.wait_at_bottom, ready, done))  # REMOTE
+            t.join()
+
+
+        main()
+        print(json.dumps(out))
+        """)
+    proc = run_python("app/prog.py", str(tmp_path / "app"), str(tmp_path / "lib"),
+                      cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    import json
+    out = json.loads(proc.stdout)
+    source = (tmp_path / "app" / "prog.py").read_text().splitlines()
+    line_of = {text.rsplit("# ", 1)[1]: i for i, text in enumerate(source, 1) if "  # " in text}
+    expect = {"handler": ("main", line_of["HANDLER"]), "hook": ("main", line_of["HOOK"]),
+              "callback": ("callback", line_of["CALLBACK"]),
+              "remote": ("main", line_of["REMOTE"])}
+    for mode, (func, line) in expect.items():
+        res, fname, got_func, got_line, _ = out[mode]
+        assert (res, fname, got_func, got_line) == \
+            (1, str(tmp_path / "app" / "prog.py"), func, line), (mode, out[mode])
