@@ -83,7 +83,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PROGRAMS = ["pure_loop.py", "calls.py", "numpy_prog.py", "threads.py", "io_prog.py",
-            "alloc_objects.py", "copy_prog.py", "numpy_alloc.py"]
+            "alloc_objects.py", "copy_prog.py", "numpy_alloc.py", "deep_library.py"]
 DEBIAN_SCALENE = Path("/usr/lib/python3/dist-packages/scalene")
 MIB = 1024.0  # ru_maxrss is in KiB on Linux
 
