@@ -659,37 +659,14 @@ static Py_ssize_t core_text_get(core_text *t, const void *obj, core_reader *r, c
   return n;
 }
 
-/* The scalene_locator_fn.  Walks out from the thread's innermost frame to
- * the first complete Python frame whose file passes the filter and reports
- * its file, function and line: time spent in the stdlib, in numpy's
- * dispatcher or in a library is charged to the user's line that called it.
- * When the sampler asks for the stack (ctx->stack, --stacks), the walk goes
- * on to the outermost frame and writes every frame that passes the filter
- * (file and @profile ranges alike) into ctx->stack, outermost first; when
- * the buffer is full the outer frames that do not fit are left out. */
-static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *loc, void *arg)
+/* core_locate's walk from thread state ts, reading through r. */
+static inline int core_walk(const scalene_sample_context_t *ctx, scalene_location_t *loc,
+                            const core_filter *f, const PyThreadState *ts, core_reader *r)
 {
-  const core_filter *f = arg;
-  const PyThreadState *ts;
-  int remote = ctx->remote;
   char *stk = ctx->stack_cap > 1 ? ctx->stack : NULL;
   size_t pos = stk != NULL ? ctx->stack_cap - 1 : 0; /* the text is stk[pos .. cap - 1) */
   if (stk != NULL)
     stk[pos] = '\0';
-  if (!remote) {
-    ts = PyGILState_GetThisThreadState();
-  } else {
-    if (ctx->tid != f->start_tid)
-      return SCALENE_LOCATE_SKIP;
-    ts = f->start_tstate;
-  }
-  if (ts == NULL)
-    /* A thread with no Python thread state (a C library's worker, a BLAS
-     * pool): its CPU time is the program's too, at no Python line. */
-    return SCALENE_LOCATE_UNATTRIBUTED;
-
-  core_reader rd;
-  core_reader_init(&rd, remote || !ctx->in_hook);
   core_code_cache codes;
   memset(&codes, 0, sizeof codes);
   core_text files = {NULL, NULL, -1}, funcs = {NULL, NULL, -1};
@@ -697,15 +674,15 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
    * only, to these. */
   char file_buf[SCALENE_LOCATION_FILE_MAX], func_buf[SCALENE_LOCATION_FUNCTION_MAX];
   int found = 0;
-  const void *addr = core_frames_top(ts, &rd);
+  const void *addr = core_frames_top(ts, r);
   for (int depth = 0; addr != NULL && depth < CORE_MAX_DEPTH; depth++) {
     core_frame_t fr;
-    if (core_frames_read(addr, &rd, &fr) < 0)
+    if (core_frames_read(addr, r, &fr) < 0)
       break;
     addr = fr.previous;
     if (fr.cstack)
       continue;
-    core_code_memo *co = core_code_get(&codes, &rd, fr.code);
+    core_code_memo *co = core_code_get(&codes, r, fr.code);
     if (co == NULL)
       continue;
     const char *code_start = (const char *)fr.code + offsetof(PyCodeObject, co_code_adaptive);
@@ -718,7 +695,7 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
     if (co->passes == 0)
       continue; /* a file the filter turned down earlier in this walk */
     char *file = found ? file_buf : loc->file;
-    Py_ssize_t n = core_text_get(&files, co->filename, &rd, file, SCALENE_LOCATION_FILE_MAX);
+    Py_ssize_t n = core_text_get(&files, co->filename, r, file, SCALENE_LOCATION_FILE_MAX);
     if (co->passes < 0) {
       co->passes = n >= 0 && core_file_passes(f, file, (size_t)n);
       for (int i = 0; i < CORE_CODE_MEMO; i++) /* the same file's other functions */
@@ -729,12 +706,12 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
       continue;
     core_bytes table;
     uint32_t line = 0;
-    if (core_bytes_open(&table, co->linetable, &rd) == 0)
+    if (core_bytes_open(&table, co->linetable, r) == 0)
       line = core_line_for(&table, co->firstlineno, instr);
     if (!core_line_passes(f, file, (size_t)n, line))
       continue; /* outside every @profile function: charge a caller that is inside one */
     char *func = found ? func_buf : loc->function;
-    if (core_text_get(&funcs, co->qualname, &rd, func, SCALENE_LOCATION_FUNCTION_MAX) < 0)
+    if (core_text_get(&funcs, co->qualname, r, func, SCALENE_LOCATION_FUNCTION_MAX) < 0)
       func[0] = '\0';
     if (!found) {
       loc->line = line;
@@ -755,6 +732,64 @@ static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *
     return SCALENE_LOCATE_FOUND;
   loc->file[0] = '\0';
   return SCALENE_LOCATE_UNATTRIBUTED;
+}
+
+/* The walk with safe reads (the signal handler, remote mode) and the one
+ * with plain loads (inside a hook), apart so that each stack frame holds
+ * only what its walk uses: the read windows take 2 KiB, on the stack of
+ * whatever thread the signal interrupted.  Not inlined into core_locate,
+ * so that a thread with no Python state, which returns before walking,
+ * does not reserve them either. */
+static __attribute__((noinline)) int core_walk_safe(const scalene_sample_context_t *ctx,
+                                                    scalene_location_t *loc,
+                                                    const core_filter *f,
+                                                    const PyThreadState *ts)
+{
+  unsigned char win[CORE_WINDOWS][CORE_WINDOW];
+  core_reader r;
+  core_reader_init(&r, 1, win);
+  return core_walk(ctx, loc, f, ts, &r);
+}
+
+static __attribute__((noinline)) int core_walk_plain(const scalene_sample_context_t *ctx,
+                                                     scalene_location_t *loc,
+                                                     const core_filter *f,
+                                                     const PyThreadState *ts)
+{
+  core_reader r;
+  core_reader_init(&r, 0, NULL);
+  return core_walk(ctx, loc, f, ts, &r);
+}
+
+/* The scalene_locator_fn.  Walks out from the thread's innermost frame to
+ * the first complete Python frame whose file passes the filter and reports
+ * its file, function and line: time spent in the stdlib, in numpy's
+ * dispatcher or in a library is charged to the user's line that called it.
+ * When the sampler asks for the stack (ctx->stack, --stacks), the walk goes
+ * on to the outermost frame and writes every frame that passes the filter
+ * (file and @profile ranges alike) into ctx->stack, outermost first; when
+ * the buffer is full the outer frames that do not fit are left out. */
+static int core_locate(const scalene_sample_context_t *ctx, scalene_location_t *loc, void *arg)
+{
+  const core_filter *f = arg;
+  const PyThreadState *ts;
+  int remote = ctx->remote;
+  if (ctx->stack_cap > 1)
+    ctx->stack[0] = '\0';
+  if (!remote) {
+    ts = PyGILState_GetThisThreadState();
+  } else {
+    if (ctx->tid != f->start_tid)
+      return SCALENE_LOCATE_SKIP;
+    ts = f->start_tstate;
+  }
+  if (ts == NULL)
+    /* A thread with no Python thread state (a C library's worker, a BLAS
+     * pool): its CPU time is the program's too, at no Python line. */
+    return SCALENE_LOCATE_UNATTRIBUTED;
+  if (remote || !ctx->in_hook)
+    return core_walk_safe(ctx, loc, f, ts);
+  return core_walk_plain(ctx, loc, f, ts);
 }
 
 /* ------------------------------------------------------------------ Python's allocators
@@ -1829,8 +1864,9 @@ static PyObject *core_addr2line(PyObject *module, PyObject *args, PyObject *kwds
   PyCodeObject *co = (PyCodeObject *)code;
   if (index < 0 || index >= Py_SIZE(co))
     return PyErr_Format(PyExc_IndexError, "code unit %zd outside 0..%zd", index, Py_SIZE(co) - 1);
+  unsigned char win[CORE_WINDOWS][CORE_WINDOW];
   core_reader rd;
-  core_reader_init(&rd, remote);
+  core_reader_init(&rd, remote, win);
   core_bytes table;
   uint32_t line = 0;
   if (core_bytes_open(&table, co->co_linetable, &rd) == 0)

@@ -65,11 +65,14 @@ typedef struct core_frame {
  * that fall in one of the CORE_WINDOWS blocks fetched last are copied from
  * it: a thread's frames lie next to each other in its data stack, and a
  * string's header and text next to each other.  (_core.c's core_locate
- * also reads each code object once per walk.)  An aligned block never straddles a page, so it is
- * readable whenever the bytes asked for are.  The copies are a snapshot
- * taken during this walk, which is all the walk ever had.  On the stack of
- * the walk's caller: signal handlers on several threads may walk at once. */
-#define CORE_WINDOW 2048
+ * also reads each code object once per walk.)  An aligned block never
+ * straddles a page (pages are 4 KiB or larger), so it is readable whenever
+ * the bytes asked for are.  The copies are a snapshot taken during this
+ * walk, which is all the walk ever had.  The windows live on the walker's
+ * stack (signal handlers on several threads may walk at once), and only a
+ * safe walk needs them: without (`win` NULL) every safe read is a system
+ * call of its own. */
+#define CORE_WINDOW 1024
 #define CORE_WINDOWS 2
 
 typedef struct core_reader {
@@ -77,13 +80,14 @@ typedef struct core_reader {
   unsigned int clock;                      /* ticks on every window hit or fill */
   uintptr_t base[CORE_WINDOWS];            /* start of each window; 0: empty */
   unsigned int used[CORE_WINDOWS];         /* clock of its last use */
-  unsigned char win[CORE_WINDOWS][CORE_WINDOW];
+  unsigned char (*win)[CORE_WINDOW];       /* CORE_WINDOWS of them, or NULL */
 } core_reader;
 
-static inline void core_reader_init(core_reader *r, int safe)
+static inline void core_reader_init(core_reader *r, int safe, unsigned char (*win)[CORE_WINDOW])
 {
   r->safe = safe;
   r->clock = 0;
+  r->win = win;
   for (int i = 0; i < CORE_WINDOWS; i++) {
     r->base[i] = 0;
     r->used[i] = 0;
@@ -102,7 +106,7 @@ static inline int core_fetch(core_reader *r, void *dst, const void *src, size_t 
     return 0;
   }
   uintptr_t b = a & ~(uintptr_t)(CORE_WINDOW - 1);
-  if (n == 0 || n > CORE_WINDOW - (a - b)) /* not inside one block */
+  if (r->win == NULL || n == 0 || n > CORE_WINDOW - (a - b)) /* not inside one block */
     return scalene_safe_read(dst, src, n);
   int lru = 0;
   for (int i = 0; i < CORE_WINDOWS; i++) {
