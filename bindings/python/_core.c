@@ -283,7 +283,7 @@ static int core_byte(core_bytes *b, Py_ssize_t i)
 {
   if (i < 0 || i >= b->len)
     return -1;
-  if (!b->r->safe)
+  if (b->r->win == NULL) /* plain loads */
     return b->addr[i];
   unsigned char c;
   if (core_fetch(b->r, &c, b->addr + i, 1) < 0)
@@ -747,7 +747,7 @@ static __attribute__((noinline)) int core_walk_safe(const scalene_sample_context
 {
   unsigned char win[CORE_WINDOWS][CORE_WINDOW];
   core_reader r;
-  core_reader_init(&r, 1, win);
+  core_reader_init(&r, win);
   return core_walk(ctx, loc, f, ts, &r);
 }
 
@@ -757,7 +757,7 @@ static __attribute__((noinline)) int core_walk_plain(const scalene_sample_contex
                                                      const PyThreadState *ts)
 {
   core_reader r;
-  core_reader_init(&r, 0, NULL);
+  core_reader_init(&r, NULL);
   return core_walk(ctx, loc, f, ts, &r);
 }
 
@@ -1866,7 +1866,7 @@ static PyObject *core_addr2line(PyObject *module, PyObject *args, PyObject *kwds
     return PyErr_Format(PyExc_IndexError, "code unit %zd outside 0..%zd", index, Py_SIZE(co) - 1);
   unsigned char win[CORE_WINDOWS][CORE_WINDOW];
   core_reader rd;
-  core_reader_init(&rd, remote, win);
+  core_reader_init(&rd, remote ? win : NULL);
   core_bytes table;
   uint32_t line = 0;
   if (core_bytes_open(&table, co->co_linetable, &rd) == 0)
