@@ -1454,9 +1454,11 @@ static PyObject *profiler_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(profiler_probe_doc,
-"_probe(thread_id=None, hook=False)\n--\n\n"
+"_probe(thread_id=None, hook=False, stack=False)\n--\n\n"
 "Test hook: run the locator now with this Profiler's filter and return\n"
-"(result, file, function, line, function_line).  Without thread_id it reads\n"
+"(result, file, function, line, function_line), and with stack=True the\n"
+"stack the locator writes for --stacks as a sixth item (16 KiB at most,\n"
+"outer frames left out beyond).  Without thread_id it reads\n"
 "the calling thread as the signal handler does (scalene_safe_read), or with\n"
 "hook=True as the heap and copy samplers' hooks do (plain loads); with the\n"
 "threading ident of another thread it reads that thread in remote mode\n"
@@ -1465,11 +1467,13 @@ PyDoc_STRVAR(profiler_probe_doc,
 
 static PyObject *profiler_probe(PyObject *op, PyObject *args, PyObject *kwds)
 {
-  static char *kwlist[] = {"thread_id", "hook", NULL};
+  static char *kwlist[] = {"thread_id", "hook", "stack", NULL};
   ProfilerObject *self = (ProfilerObject *)op;
   PyObject *ident = Py_None;
-  int hook = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|Op:_probe", kwlist, &ident, &hook))
+  int hook = 0, want_stack = 0;
+  static char stack[16384]; /* under the GIL */
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|Opp:_probe", kwlist, &ident, &hook,
+                                   &want_stack))
     return NULL;
   if (hook && ident != Py_None)
     return PyErr_Format(PyExc_ValueError, "hook=True reads the calling thread only");
@@ -1480,6 +1484,10 @@ static PyObject *profiler_probe(PyObject *op, PyObject *args, PyObject *kwds)
   memset(&ctx, 0, sizeof ctx);
   ctx.tid = core_gettid();
   ctx.in_hook = hook;
+  if (want_stack) {
+    ctx.stack = stack;
+    ctx.stack_cap = sizeof stack;
+  }
   PyThreadState *target = NULL;
   if (ident != Py_None) {
     if (self->running)
@@ -1514,6 +1522,10 @@ static PyObject *profiler_probe(PyObject *op, PyObject *args, PyObject *kwds)
   self->filter.start_tid = saved_tid;
   if (built)
     core_filter_clear(&self->filter);
+  if (want_stack)
+    return Py_BuildValue("(is#s#IIs)", r, loc.file, (Py_ssize_t)strlen(loc.file),
+                         loc.function, (Py_ssize_t)strlen(loc.function),
+                         (unsigned int)loc.line, (unsigned int)loc.function_line, stack);
   return Py_BuildValue("(is#s#II)", r, loc.file, (Py_ssize_t)strlen(loc.file), loc.function,
                        (Py_ssize_t)strlen(loc.function), (unsigned int)loc.line,
                        (unsigned int)loc.function_line);

@@ -197,3 +197,95 @@ def test_probe_through_a_deep_library_stack(tmp_path):
         res, fname, got_func, got_line, _ = out[mode]
         assert (res, fname, got_func, got_line) == \
             (1, str(tmp_path / "app" / "prog.py"), func, line), (mode, out[mode])
+
+
+def test_stack_through_recursions_longer_and_shorter_than_the_memo(tmp_path):
+    # --stacks walks every frame.  In the long ring each round of a
+    # recursion passes through 13 library functions in two files (left out)
+    # and one of the user's (kept): more code objects than the walk's memo
+    # holds (CORE_CODE_MEMO), so its slots are taken over by other
+    # functions and files again and again.  In the short ring a library
+    # function and a user's function alternate, each staying in the memo
+    # for the whole walk.  Either way each frame must be kept or left out
+    # by its own file's verdict, in all three read modes.
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "app").mkdir()
+    ring = ["def f%d(n, relay, bottom):\n    return f%d(n, relay, bottom)\n" % (i, i + 1)
+            for i in range(9)]
+    ring.append("import ring2\n\ndef f9(n, relay, bottom):\n"
+                "    return ring2.g0(n, relay, bottom)\n")
+    (tmp_path / "lib" / "ring.py").write_text("\n".join(ring))
+    write(tmp_path / "lib" / "ring2.py", """\
+        def g0(n, relay, bottom):
+            return g1(n, relay, bottom)
+
+        def g1(n, relay, bottom):
+            return g2(n, relay, bottom)
+
+        def g2(n, relay, bottom):
+            if n == 0:
+                return bottom()
+            return relay(n - 1, bottom)
+
+        def wait(ready, done):
+            ready.set()
+            done.wait()
+        """)
+    write(tmp_path / "app" / "prog.py", """\
+        import functools, json, sys, threading
+        sys.path.insert(0, sys.argv[2])
+        import ring, ring2
+        from scalene import _core, profiler
+
+        P = _core.Profiler(program_path=sys.argv[1], own_prefix=profiler.own_prefix())
+        out = {}
+
+
+        def long(n, bottom):
+            return ring.f0(n, long, bottom)  # LONG
+
+
+        def short(n, bottom):
+            return ring2.g2(n, short, bottom)  # SHORT
+
+
+        def main():
+            for name, start in (("long", long), ("short", short)):
+                out[name, "handler"] = start(5, functools.partial(P._probe, stack=True))  # HANDLER
+                out[name, "hook"] = start(5, functools.partial(P._probe, hook=True,  # HOOK
+                                                               stack=True))
+                ready, done = threading.Event(), threading.Event()
+                ident = threading.get_ident()
+
+                def probe_main():
+                    ready.wait()
+                    out[name, "remote"] = P._probe(ident, stack=True)
+                    done.set()
+
+                t = threading.Thread(target=probe_main)
+                t.start()
+                start(5, functools.partial(ring2.wait, ready, done))  # REMOTE
+                t.join()
+
+
+        main()  # MODULE
+        print(json.dumps([[k, v] for k, v in out.items()]))
+        """)
+    proc = run_python("app/prog.py", str(tmp_path / "app"), str(tmp_path / "lib"),
+                      cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    import json
+    out = {tuple(k): v for k, v in json.loads(proc.stdout)}
+    assert len(out) == 6, out
+    prog = str(tmp_path / "app" / "prog.py")
+    source = (tmp_path / "app" / "prog.py").read_text().splitlines()
+    line_of = {text.rsplit("# ", 1)[1]: i for i, text in enumerate(source, 1) if "  # " in text}
+    for (ring_name, mode), (res, fname, func, line, _, stack) in out.items():
+        relay_line = line_of[ring_name.upper()]
+        assert (res, fname, func, line) == (1, prog, ring_name, relay_line), \
+            (ring_name, mode, res, fname, func, line)
+        # start(5) .. start(0): six rounds, outermost first.
+        expect = ("%s <module>:%d;%s main:%d;" % (prog, line_of["MODULE"], prog,
+                                                  line_of[mode.upper()])
+                  + "%s %s:%d;" % (prog, ring_name, relay_line) * 6)
+        assert stack == expect, (ring_name, mode, stack)
