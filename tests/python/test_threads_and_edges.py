@@ -8,6 +8,8 @@
   after a script.
 - `view` refuses a file that is not a regular file (a device would be read
   without end).
+- Threads with the smallest stack Python allows are sampled and their
+  allocations hooked without overflowing it.
 """
 import json
 
@@ -63,3 +65,58 @@ def test_view_refuses_a_device(tmp_path):
     assert proc.returncode == 1
     lines = stderr_lines(proc)
     assert len(lines) == 1 and "/dev/zero" in lines[0] and "not a regular file" in lines[0], lines
+
+
+SMALL_STACK_PROG = """\
+import json, threading, time
+
+threading.stack_size(32768)  # the smallest Python allows
+
+
+def churn(n):
+    return len(bytearray(n)) + len([0] * 64)  # CHURN
+
+
+def work(seconds, out, i):
+    end = time.thread_time() + seconds
+    n = 0
+    while time.thread_time() < end:
+        n += churn(4096)
+    out[i] = time.thread_time()
+
+
+out = [0.0, 0.0]
+threads = [threading.Thread(target=work, args=(0.6, out, i)) for i in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+with open("truth.json", "w") as f:
+    json.dump({"thread_cpu": sum(out)}, f)
+"""
+
+
+def test_threads_with_the_smallest_stack(tmp_path):
+    # The CPU sampler's handler and the allocation hooks run on the stack of
+    # the thread they sample, walking its frames there (a few KiB, with the
+    # read windows and --stacks): threads with the smallest stack Python
+    # allows, sampled often by the CPU and heap samplers, must run to the
+    # end.  (When this was written, 12 KiB more on the handler's stack still
+    # passed and 18 KiB more crashed the program.)
+    write(tmp_path / "small.py", SMALL_STACK_PROG)
+    proc = run_scalene("run", "--stacks", "--cpu-sampling-rate", "0.002",
+                       "--allocation-sampling-window", "8192", "-o", "p.json", "small.py",
+                       cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    truth = json.loads((tmp_path / "truth.json").read_text())["thread_cpu"]
+    data = json.loads((tmp_path / "p.json").read_text())
+    path = str(tmp_path / "small.py")
+    churn_line = next(i for i, text in enumerate(SMALL_STACK_PROG.splitlines(), 1)
+                      if text.endswith("# CHURN"))
+    lines = {e["lineno"]: e for e in data["files"][path]["lines"]}
+    sec = sum(e["n_cpu_sec_python"] + e["n_cpu_sec_c"] + e["n_sys_sec"] for e in lines.values())
+    # Most of the threads' time is on their lines (the loop's own lines
+    # and churn's); 2 x 0.6 s at 2 ms is ~600 samples.
+    assert sec >= 0.5 * truth, (sec, truth)
+    assert lines[churn_line]["n_mallocs"] > 0, lines[churn_line]
+    assert any(frames[-1].startswith(path + " churn:") for frames, _ in data["stacks"])
