@@ -260,7 +260,7 @@ fail:
  *  - no allocation, no locks, no stdio, no Python API that could allocate,
  *    take a lock or look at the GIL; PyGILState_GetThisThreadState() is only
  *    a pthread_getspecific() read;
- *  - every pointer is followed through core_fetch() (frames.h): a safe read
+ *  - every pointer is followed through core_fetch() (reader.h): a safe read
  *    (scalene_safe_read) in the handler and in remote mode, a plain load in
  *    a hook, where the thread's own frames are consistent;
  *  - every object is validated before use (type pointers, sizes, bounded
@@ -419,13 +419,16 @@ static Py_ssize_t core_utf8(const void *obj, core_reader *r, char *out, size_t c
     PyCompactUnicodeObject *c = (PyCompactUnicodeObject *)&u;
     if (c->utf8 != NULL && c->utf8_length >= 0) {
       size_t n = (size_t)c->utf8_length;
-      if (n >= cap)
+      if (n < cap) {
+        if (core_fetch(r, out, c->utf8, n) < 0)
+          return -1;
+      } else { /* cut at a character boundary: read the byte after the cut too */
         n = cap - 1;
-      if (core_fetch(r, out, c->utf8, n) < 0)
-        return -1;
-      if (n < (size_t)c->utf8_length) /* cut at a character boundary */
+        if (core_fetch(r, out, c->utf8, n + 1) < 0)
+          return -1;
         while (n > 0 && ((unsigned char)out[n] & 0xC0) == 0x80)
           n--;
+      }
       out[n] = '\0';
       return (Py_ssize_t)n;
     }
@@ -1522,10 +1525,15 @@ static PyObject *profiler_probe(PyObject *op, PyObject *args, PyObject *kwds)
   self->filter.start_tid = saved_tid;
   if (built)
     core_filter_clear(&self->filter);
-  if (want_stack)
-    return Py_BuildValue("(is#s#IIs)", r, loc.file, (Py_ssize_t)strlen(loc.file),
+  if (want_stack) {
+    /* Decoded before anything else runs that could call _probe again. */
+    PyObject *text = PyUnicode_DecodeUTF8(stack, (Py_ssize_t)strlen(stack), NULL);
+    if (text == NULL)
+      return NULL;
+    return Py_BuildValue("(is#s#IIN)", r, loc.file, (Py_ssize_t)strlen(loc.file),
                          loc.function, (Py_ssize_t)strlen(loc.function),
-                         (unsigned int)loc.line, (unsigned int)loc.function_line, stack);
+                         (unsigned int)loc.line, (unsigned int)loc.function_line, text);
+  }
   return Py_BuildValue("(is#s#II)", r, loc.file, (Py_ssize_t)strlen(loc.file), loc.function,
                        (Py_ssize_t)strlen(loc.function), (unsigned int)loc.line,
                        (unsigned int)loc.function_line);

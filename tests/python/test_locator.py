@@ -289,3 +289,35 @@ def test_stack_through_recursions_longer_and_shorter_than_the_memo(tmp_path):
                                                   line_of[mode.upper()])
                   + "%s %s:%d;" % (prog, ring_name, relay_line) * 6)
         assert stack == expect, (ring_name, mode, stack)
+
+
+def test_long_names_are_cut_at_a_character_boundary(tmp_path):
+    # A function name longer than a location holds (127 bytes) is cut
+    # where a character starts, also when it is read from the str's cached
+    # UTF-8 (which PyUnicode_AsUTF8 fills): of 100 two-byte characters, 63
+    # are kept, never half of the 64th.
+    name = "\u00e9" * 100
+    (tmp_path / "prog.py").write_text(textwrap.dedent("""\
+        import ctypes, functools, json, os, sys
+        from scalene import _core, profiler
+
+        P = _core.Profiler(program_path=os.path.dirname(os.path.abspath(__file__)),
+                           own_prefix=profiler.own_prefix())
+
+
+        def NAME(probe):
+            return probe()
+
+
+        as_utf8 = ctypes.pythonapi.PyUnicode_AsUTF8
+        as_utf8.restype = ctypes.c_char_p
+        assert as_utf8(ctypes.py_object(NAME.__code__.co_qualname)) is not None
+        out = {"handler": NAME(P._probe), "hook": NAME(functools.partial(P._probe, hook=True))}
+        print(json.dumps(out))
+        """).replace("NAME", name), encoding="utf-8")
+    proc = run_python("prog.py", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    import json
+    out = json.loads(proc.stdout)
+    for mode, (res, fname, func, line, _) in out.items():
+        assert (res, func) == (1, name[:63]), (mode, res, func)
