@@ -2,9 +2,9 @@
  *
  * ASYNC-SIGNAL-SAFE: runs in the CPU sampler's signal handler, in the heap
  * and copy samplers' hooks and on the sampler's thread (remote mode), as
- * frames.h says; no allocation, no lock.  Apart from frames.h, which needs
- * CPython's internal headers, so that tests/c/test_reader.c can check it
- * without Python. */
+ * frames.h says; no allocation, no lock.  Kept apart from frames.h, which
+ * needs CPython's internal headers, so that tests/c/test_reader.c can check
+ * it without Python. */
 #ifndef SCALENE_CORE_READER_H
 #define SCALENE_CORE_READER_H
 

@@ -4,8 +4,8 @@
  * the last CORE_WINDOWS aligned blocks it fetched: the checks change the
  * memory after a fetch and look at what a later read returns, the old
  * bytes (served from a window) or the new ones (read again).  Reads next
- * to a page that cannot be read must fail without disturbing what the
- * windows hold. */
+ * to a page that cannot be read must fail, leaving the window they were
+ * to fill empty and the other one as it was. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,14 +19,15 @@
 
 #include "reader.h"
 
-/* Four aligned blocks of bytes, each byte b + its offset. */
+/* Four aligned blocks of bytes, each byte b + its offset + 37 times its
+ * block's number, so that no two blocks hold the same bytes. */
 static unsigned char *blocks(unsigned char b) {
   void *p = mmap(NULL, 4 * CORE_WINDOW, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                  -1, 0);
   assert_true(p != MAP_FAILED); /* page-aligned, so block-aligned */
   unsigned char *m = p;
   for (size_t i = 0; i < 4 * CORE_WINDOW; i++)
-    m[i] = (unsigned char)(b + i);
+    m[i] = (unsigned char)(b + i + 37 * (i / CORE_WINDOW));
   return m;
 }
 
@@ -83,6 +84,7 @@ static void test_windows_keep_the_last_used_blocks(void **state) {
   unsigned char *m = blocks(3);
   unsigned char *a = m, *b = m + CORE_WINDOW, *c = m + 2 * CORE_WINDOW;
   uint64_t va = now(a + 8), vb = now(b + 8), vc = now(c + 8);
+  assert_true(va != vb && vb != vc && va != vc);
   core_reader r;
   core_reader_init(&r, win);
   get(&r, a);
@@ -111,18 +113,19 @@ static void test_next_to_an_unreadable_page(void **state) {
   core_reader r;
   core_reader_init(&r, win);
   unsigned char *end = m + page - 8; /* the readable page's last 8 bytes */
-  uint64_t v = now(end);
-  assert_true(get(&r, end) == v);
-  uint64_t out = 0;
-  assert_int_equal(core_fetch(&r, &out, end + 4, sizeof out), -1);   /* straddles */
-  assert_int_equal(core_fetch(&r, &out, m + page, sizeof out), -1);  /* beyond */
-  assert_int_equal(core_fetch(&r, &out, m + page + 64, 1), -1);
-  /* The failed fills did not disturb the window that holds the end, and
-   * one that failed serves nothing. */
+  uint64_t start = now(m), v = now(end);
+  assert_true(get(&r, m) == start); /* both windows full, the first block's */
+  assert_true(get(&r, end) == v);   /* used before the end's */
   memset(m, 0x22, page);
+  uint64_t out = 0;
+  /* A fill that fails takes the least recently used window (the first
+   * block's) and leaves it empty; the end's stays. */
+  assert_int_equal(core_fetch(&r, &out, m + page, sizeof out), -1);  /* beyond */
   assert_true(get(&r, end) == v);
-  assert_int_equal(core_fetch(&r, &out, m + page, sizeof out), -1);
-  assert_true(get(&r, m + 8) == now(m + 8));
+  assert_true(get(&r, m) == now(m) && now(m) != start);
+  assert_int_equal(core_fetch(&r, &out, end + 4, sizeof out), -1);   /* straddles */
+  assert_int_equal(core_fetch(&r, &out, m + page + 64, 1), -1);
+  assert_int_equal(core_fetch(&r, &out, m + page, sizeof out), -1);  /* still */
   munmap(m, 2 * page);
 }
 
