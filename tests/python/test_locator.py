@@ -17,6 +17,26 @@ def write(path, text):
     path.write_text(textwrap.dedent(text))
 
 
+def run_with_libs(tmp_path, libs, prog):
+    """Writes libs ({file name: source}) to lib/ and prog to app/prog.py,
+    outside and inside the program's directory, and runs prog.py with
+    those two directories as its arguments.  Returns what it printed, as
+    JSON, its path, and the line of each "  # TAG" comment by TAG."""
+    import json
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "app").mkdir()
+    for name, text in libs.items():
+        write(tmp_path / "lib" / name, text)
+    path = tmp_path / "app" / "prog.py"
+    write(path, prog)
+    proc = run_python("app/prog.py", str(tmp_path / "app"), str(tmp_path / "lib"),
+                      cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    source = path.read_text().splitlines()
+    line_of = {text.rsplit("# ", 1)[1]: i for i, text in enumerate(source, 1) if "  # " in text}
+    return json.loads(proc.stdout), str(path), line_of
+
+
 def test_addr2line_matches_co_lines_in_both_modes():
     from scalene import _core
     import json as mod  # a stdlib module: long functions, many line changes
@@ -124,9 +144,7 @@ def test_probe_through_a_deep_library_stack(tmp_path):
     # window of frames at a time (core_code_get, core_fetch): each of those
     # shortcuts has to give what reading frame by frame gives.  Two library
     # files, so that the memo keeps their verdicts apart.
-    (tmp_path / "lib").mkdir()
-    (tmp_path / "app").mkdir()
-    write(tmp_path / "lib" / "deeplib.py", """\
+    deeplib = """\
         import deeplib2
 
         def a(n, at_bottom):
@@ -139,16 +157,17 @@ def test_probe_through_a_deep_library_stack(tmp_path):
 
         def c(n, at_bottom):
             return a(n, at_bottom)
-        """)
-    write(tmp_path / "lib" / "deeplib2.py", """\
+        """
+    deeplib2 = """\
         def bottom(at_bottom):
             return at_bottom()
 
         def wait_at_bottom(ready, done):
             ready.set()
             done.wait()
-        """)
-    write(tmp_path / "app" / "prog.py", """\
+        """
+    libs = {"deeplib.py": deeplib, "deeplib2.py": deeplib2}
+    out, prog, line_of = run_with_libs(tmp_path, libs, """\
         import functools, json, sys, threading
         sys.path.insert(0, sys.argv[2])
         import deeplib, deeplib2
@@ -183,20 +202,12 @@ def test_probe_through_a_deep_library_stack(tmp_path):
         main()
         print(json.dumps(out))
         """)
-    proc = run_python("app/prog.py", str(tmp_path / "app"), str(tmp_path / "lib"),
-                      cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-    import json
-    out = json.loads(proc.stdout)
-    source = (tmp_path / "app" / "prog.py").read_text().splitlines()
-    line_of = {text.rsplit("# ", 1)[1]: i for i, text in enumerate(source, 1) if "  # " in text}
     expect = {"handler": ("main", line_of["HANDLER"]), "hook": ("main", line_of["HOOK"]),
               "callback": ("callback", line_of["CALLBACK"]),
               "remote": ("main", line_of["REMOTE"])}
     for mode, (func, line) in expect.items():
         res, fname, got_func, got_line, _ = out[mode]
-        assert (res, fname, got_func, got_line) == \
-            (1, str(tmp_path / "app" / "prog.py"), func, line), (mode, out[mode])
+        assert (res, fname, got_func, got_line) == (1, prog, func, line), (mode, out[mode])
 
 
 def test_stack_through_recursions_longer_and_shorter_than_the_memo(tmp_path):
@@ -208,14 +219,11 @@ def test_stack_through_recursions_longer_and_shorter_than_the_memo(tmp_path):
     # function and a user's function alternate, each staying in the memo
     # for the whole walk.  Either way each frame must be kept or left out
     # by its own file's verdict, in all three read modes.
-    (tmp_path / "lib").mkdir()
-    (tmp_path / "app").mkdir()
     ring = ["def f%d(n, relay, bottom):\n    return f%d(n, relay, bottom)\n" % (i, i + 1)
             for i in range(9)]
     ring.append("import ring2\n\ndef f9(n, relay, bottom):\n"
                 "    return ring2.g0(n, relay, bottom)\n")
-    (tmp_path / "lib" / "ring.py").write_text("\n".join(ring))
-    write(tmp_path / "lib" / "ring2.py", """\
+    ring2 = """\
         def g0(n, relay, bottom):
             return g1(n, relay, bottom)
 
@@ -230,8 +238,9 @@ def test_stack_through_recursions_longer_and_shorter_than_the_memo(tmp_path):
         def wait(ready, done):
             ready.set()
             done.wait()
-        """)
-    write(tmp_path / "app" / "prog.py", """\
+        """
+    libs = {"ring.py": "\n".join(ring), "ring2.py": ring2}
+    out, prog, line_of = run_with_libs(tmp_path, libs, """\
         import functools, json, sys, threading
         sys.path.insert(0, sys.argv[2])
         import ring, ring2
@@ -271,15 +280,8 @@ def test_stack_through_recursions_longer_and_shorter_than_the_memo(tmp_path):
         main()  # MODULE
         print(json.dumps([[k, v] for k, v in out.items()]))
         """)
-    proc = run_python("app/prog.py", str(tmp_path / "app"), str(tmp_path / "lib"),
-                      cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-    import json
-    out = {tuple(k): v for k, v in json.loads(proc.stdout)}
+    out = {tuple(k): v for k, v in out}
     assert len(out) == 6, out
-    prog = str(tmp_path / "app" / "prog.py")
-    source = (tmp_path / "app" / "prog.py").read_text().splitlines()
-    line_of = {text.rsplit("# ", 1)[1]: i for i, text in enumerate(source, 1) if "  # " in text}
     for (ring_name, mode), (res, fname, func, line, _, stack) in out.items():
         relay_line = line_of[ring_name.upper()]
         assert (res, fname, func, line) == (1, prog, ring_name, relay_line), \
