@@ -338,19 +338,22 @@ def test_loop_body_lines_all_credited(tmp_path):
     # Samples come at the 250 Hz tick, every 4 ms (8 ms at worst, when a
     # tick comes just before the thread's 4 ms are full), so over the
     # loop's T ~ 2.9-3.7 s there are n >= T / 8 ms >= 360 samples (about
-    # 720 are seen: one a tick).  Each line's true share p ~ 0.31 (the three
-    # lines cost about the same; the `for` line takes ~3 %):
-    # sigma = sqrt(0.31 * 0.69 / 360) = 2.4 pt, 4 sigma = 9.8 pt, and
-    # 31 - 9.8 = 21.2 >= 20.  The sample count is checked first, so the
-    # bound is powered; at the default 10 ms it would be ~T / 10 ms, below
-    # the limit, so this also checks that --cpu-sampling-rate is obeyed.
+    # 720 are seen: one a tick).  The three lines cost about the same, but
+    # not exactly (l1's arithmetic is on larger ints; on 3.11 the `for`
+    # line makes a new int each iteration, on 3.12+ it reuses one), so take
+    # each line's true share p >= 0.25: sigma = sqrt(0.25 * 0.75 / 360) =
+    # 2.3 pt, 4 sigma = 9.1 pt, and 25 - 9.1 = 15.9 >= 15.  A line whose
+    # time went to another (Scalene's fault on 3.11+) gets ~0 %.  The sample
+    # count is checked first, so the bound is powered; at the default 10 ms
+    # it would be ~T / 10 ms, below the limit, so this also checks that
+    # --cpu-sampling-rate is obeyed.
     need = truth["loop_cpu"] / 0.008
     assert n >= need, (
         f"only {n} samples in {truth['loop_cpu']:.2f} s at --cpu-sampling-rate 0.004 "
-        f"(want >= {need:.0f}: the 20 % bound needs them)\n{rows}")
+        f"(want >= {need:.0f}: the 15 % bound needs them)\n{rows}")
     for k, s in zip(("l1", "l2", "l3"), shares):
-        assert s >= 20.0, (
-            f"line {mk[k]} ({k}) got {s:.2f} % of the loop's {loop_total:.3f} s (want >= 20 %; "
+        assert s >= 15.0, (
+            f"line {mk[k]} ({k}) got {s:.2f} % of the loop's {loop_total:.3f} s (want >= 15 %; "
             f"all shares {shares})\n{rows}")
 
 

@@ -257,16 +257,18 @@ def test_plain_interpreter_start_stop_twice(tmp_path):
     out = json.loads(proc.stdout)
     # while on: malloc entries and Python's allocators hooked; after stop: none.
     assert out[0] == [True, 1, 0, 0, 0], out
-    # The first profile, written by the first stop(): line 9's 30 MiB
-    # (one block: sampled with p = 1, exact).
-    assert len(out[1]) == 1 and near(out[1][0], 30, 0.01), out
+    # The first profile, written by the first stop(): line 9's 30 MiB (one
+    # block: sampled with p = 1, exact).  The bytearray's own 56-byte
+    # object is sampled too, with p = 5.3e-5 at the 1 MiB window, and then
+    # counts 1 MiB: the bounds allow that one.
+    assert len(out[1]) == 1 and abs(out[1][0] - 30) <= 1.5, out
     assert out[2] == [0, 0, 0], out
     saved = [ln for ln in proc.stderr.decode().splitlines() if "profile saved" in ln]
     assert saved == ["Scalene: profile saved to out/p.json"] * 2, proc.stderr
     prof = json.loads((tmp_path / "out" / "p.json").read_text())
     assert prof["memory"] is True
-    assert near(line(prof, 9)["n_malloc_mb"], 30, 0.01)
-    assert near(line(prof, 17)["n_malloc_mb"], 20, 0.01)
+    assert abs(line(prof, 9)["n_malloc_mb"] - 30) <= 1.5, line(prof, 9)
+    assert abs(line(prof, 17)["n_malloc_mb"] - 20) <= 1.5, line(prof, 17)
     assert not [p for p in os.listdir(tmp_path / "out") if p != "p.json"]
     assert not (tmp_path / "scalene-profile.json").exists()
 

@@ -33,9 +33,12 @@ def test_c_thread_without_python_counts(tmp_path):
     data = json.loads((tmp_path / "p.json").read_text())
     # The C thread's time is sampled on its own CPU clock; every sample
     # weighs the CPU time since the previous one, so at most one interval
-    # (10 ms, 20 ms with the kernel's tick) is lost at its start and its end.
-    assert data["unattributed_cpu_sec"] >= truth - 0.05, (data["unattributed_cpu_sec"], truth)
-    assert data["total_cpu_sec"] >= truth - 0.05, (data["total_cpu_sec"], truth)
+    # (10 ms, 20 ms with the kernel's tick) is lost at its end.  At its
+    # start, what it ran before the sampler's next scan of the threads
+    # found it (one interval, plus however late the sampler's thread
+    # wakes on a loaded machine) is lost too.
+    assert data["unattributed_cpu_sec"] >= truth - 0.1, (data["unattributed_cpu_sec"], truth)
+    assert data["total_cpu_sec"] >= truth - 0.1, (data["total_cpu_sec"], truth)
 
 
 def test_waiting_program_has_samples(tmp_path):
