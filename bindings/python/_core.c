@@ -1525,18 +1525,15 @@ static PyObject *profiler_probe(PyObject *op, PyObject *args, PyObject *kwds)
   self->filter.start_tid = saved_tid;
   if (built)
     core_filter_clear(&self->filter);
-  if (want_stack) {
-    /* Decoded before anything else runs that could call _probe again. */
-    PyObject *text = PyUnicode_DecodeUTF8(stack, (Py_ssize_t)strlen(stack), NULL);
-    if (text == NULL)
-      return NULL;
-    return Py_BuildValue("(is#s#IIN)", r, loc.file, (Py_ssize_t)strlen(loc.file),
-                         loc.function, (Py_ssize_t)strlen(loc.function),
-                         (unsigned int)loc.line, (unsigned int)loc.function_line, text);
-  }
-  return Py_BuildValue("(is#s#II)", r, loc.file, (Py_ssize_t)strlen(loc.file), loc.function,
+  /* The stack is decoded before anything else runs that could call
+   * _probe again; without stack=True the format leaves `text` out. */
+  PyObject *text = NULL;
+  if (want_stack && (text = PyUnicode_DecodeUTF8(stack, (Py_ssize_t)strlen(stack), NULL)) == NULL)
+    return NULL;
+  return Py_BuildValue(want_stack ? "(is#s#IIN)" : "(is#s#II)", r, loc.file,
+                       (Py_ssize_t)strlen(loc.file), loc.function,
                        (Py_ssize_t)strlen(loc.function), (unsigned int)loc.line,
-                       (unsigned int)loc.function_line);
+                       (unsigned int)loc.function_line, text);
 }
 
 static PyObject *profiler_get_running(PyObject *op, void *Py_UNUSED(closure))
